@@ -1,0 +1,80 @@
+"""Sign in and out (session cookie), who am I, and API tokens."""
+
+from __future__ import annotations
+
+from handlers.access import UserError, public, requires
+from handlers.base import SESSION_COOKIE, ApiHandler, BaseHandler
+
+
+class LoginHandler(BaseHandler):
+    @public
+    def get(self) -> None:
+        self.render("login.html", error=None, next_url=self._next_url())
+
+    @public
+    async def post(self) -> None:
+        name = self.get_body_argument("name", "")[:64]
+        password = self.get_body_argument("password", "")[:1024]
+        user = await self.services.auth.check_password(name, password)
+        if user is None:
+            self.set_status(403)
+            self.render("login.html", error="wrong name or password", next_url=self._next_url())
+            return
+        token = await self.services.auth.create_session(user)
+        self.set_signed_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax",
+                               expires_days=self.services.settings.session_ttl_s / 86400)
+        self.redirect(self._next_url())
+
+    def _next_url(self) -> str:
+        # Only same-site paths: "//evil.example" and "/\\evil" would leave the site.
+        target = self.get_argument("next", "/")
+        if not target.startswith("/") or target.startswith(("//", "/\\")):
+            return "/"
+        return target
+
+
+class LogoutHandler(BaseHandler):
+    @public
+    async def post(self) -> None:
+        session = self.get_signed_cookie(SESSION_COOKIE)
+        if session:
+            await self.services.auth.end_session(session.decode())
+        self.clear_cookie(SESSION_COOKIE)
+        self.redirect("/login")
+
+
+class MeHandler(ApiHandler):
+    @requires("viewer")
+    def get(self) -> None:
+        self.write_json(self.current_user.to_json())
+
+
+class TokensHandler(ApiHandler):
+    @requires("viewer")
+    async def post(self) -> None:
+        body = self.get_json_body()
+        note = body.get("note", "")
+        if not isinstance(note, str):
+            raise UserError(400, "note must be a string")
+        token = await self.services.auth.create_token(self.current_user, note)
+        self.write_json({"token": token, "user": self.current_user.name}, status=201)
+
+
+class SessionApiHandler(ApiHandler):
+    """POST {"name","password"} → an API token, for scripts that only know a password."""
+
+    @public
+    async def post(self) -> None:
+        body = self.get_json_body()
+        name, password = body.get("name"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise UserError(400, "name and password are required strings")
+        user = await self.services.auth.check_password(name, password)
+        if user is None:
+            raise UserError(403, "wrong name or password")
+        token = await self.services.auth.create_token(user, "password login")
+        self.write_json({"token": token, "user": user.name}, status=201)
+
+    def check_xsrf_cookie(self) -> None:
+        # Password in the body, no cookie used: nothing for a cross-site form to ride on.
+        pass

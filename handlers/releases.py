@@ -1,0 +1,62 @@
+"""/api/releases: start (201 + Location, 409 when locked), read, cancel, promote, retry,
+roll back, and each host's log."""
+
+from __future__ import annotations
+
+from handlers.access import UserError, requires
+from handlers.base import ApiHandler
+
+
+class ReleasesHandler(ApiHandler):
+    @requires("viewer")
+    async def get(self) -> None:
+        project = self.get_query_argument("project", None)
+        try:
+            limit = int(self.get_query_argument("limit", "50"))
+        except ValueError:
+            raise UserError(400, "limit must be a whole number") from None
+        self.write_json({"releases": await self.services.releases.list(project, limit)})
+
+    @requires("deployer")
+    async def post(self) -> None:
+        release = await self.services.releases.create(self.current_user, self.get_json_body())
+        self.set_header("Location", f"/api/releases/{release['id']}")
+        self.write_json(release, status=201)
+
+
+class ReleaseHandler(ApiHandler):
+    @requires("viewer")
+    async def get(self, release_id: str) -> None:
+        self.write_json(await self.services.releases.get(int(release_id)))
+
+
+class ReleaseActionHandler(ApiHandler):
+    """POST cancel / promote / retry."""
+
+    @requires("deployer")
+    async def post(self, release_id: str, action: str) -> None:
+        releases = self.services.releases
+        if action == "retry":
+            release = await releases.retry(self.current_user, int(release_id))
+            self.set_header("Location", f"/api/releases/{release['id']}")
+            self.write_json(release, status=201)
+            return
+        method = releases.cancel if action == "cancel" else releases.promote
+        self.write_json(await method(int(release_id)), status=202)
+
+
+class ReleaseRollbackHandler(ApiHandler):
+    @requires("deployer")
+    async def post(self, release_id: str) -> None:
+        to = self.get_json_body().get("to")
+        if to is not None and (isinstance(to, bool) or not isinstance(to, int)):
+            raise UserError(400, "to must be a release id")
+        release = await self.services.releases.rollback(self.current_user, int(release_id), to)
+        self.set_header("Location", f"/api/releases/{release['id']}")
+        self.write_json(release, status=201)
+
+
+class HostLogHandler(ApiHandler):
+    @requires("viewer")
+    async def get(self, release_id: str, host: str) -> None:
+        self.write_json(await self.services.releases.host_log(int(release_id), host))

@@ -1,0 +1,173 @@
+"""Ferry: options, the embedded database, Services, the web app, and a graceful stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.web
+
+from handlers import ROUTES
+from handlers.access import check_routes
+from services import Services
+from services.embedded_db import EmbeddedDatabase
+from services.settings import Settings
+from services.store import Store
+
+log = logging.getLogger("ferry")
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="server.py", description="Ferry: ship a git ref to a fleet of SSH hosts.")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8700,
+                        help="HTTP port to listen on (default: %(default)s)")
+    parser.add_argument("--data-dir", default="ferry-data", type=Path,
+                        help="where Ferry keeps git mirrors, artifacts, known_hosts, the cookie "
+                             "secret and the embedded database (default: %(default)s)")
+    parser.add_argument("--mongo-url", default=None,
+                        help="MongoDB URL to use instead of starting the embedded database "
+                             "(e.g. mongodb://db1,db2/?replicaSet=rs0)")
+    parser.add_argument("--db-name", default="ferry",
+                        help="database name inside MongoDB (default: %(default)s)")
+    parser.add_argument("--demo", action="store_true",
+                        help="start a demo fleet of local SSH hosts and register a demo "
+                             "project with a few tagged versions")
+    parser.add_argument("--demo-hosts", type=int, default=20,
+                        help="how many demo hosts --demo starts (default: %(default)s)")
+    parser.add_argument("--admin-password", default=os.environ.get("FERRY_ADMIN_PASSWORD"),
+                        help="password for the first admin user, when none exists yet "
+                             "(default: generated and printed; env FERRY_ADMIN_PASSWORD)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def cookie_secret(data_dir: Path) -> str:
+    """The signing key for session cookies, made once and kept in the data dir (0600)."""
+    path = data_dir / "cookie_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line per request: level by status, user, ms; static hits at debug."""
+    status = handler.get_status()
+    if status >= 500:
+        level = logging.ERROR
+    elif status >= 400:
+        level = logging.WARNING
+    elif handler.request.path.startswith(("/static/", "/vendor/")):
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
+    user = getattr(handler, "current_user", None) if hasattr(handler, "_user") else None
+    who = f"{user.name}@" if user else ""
+    ms = 1000.0 * handler.request.request_time()
+    log.log(level, "%d %s %s (%s%s) %.1fms", status, handler.request.method,
+            handler.request.path, who, handler.request.remote_ip, ms)
+
+
+def make_app(services: Services) -> tornado.web.Application:
+    """The Tornado application over `services`; every route checked for an access mark."""
+    settings = services.settings
+    check_routes(ROUTES)
+    return tornado.web.Application(
+        ROUTES,
+        services=services,
+        template_path=str(HERE / "templates"),
+        static_path=str(HERE / "static"),
+        cookie_secret=settings.cookie_secret or secrets.token_hex(32),
+        xsrf_cookies=settings.xsrf_cookies,
+        xsrf_cookie_kwargs={"samesite": "Strict"},
+        login_url="/login",
+        autoescape="xhtml_escape",
+        websocket_ping_interval=settings.ws_ping_interval_s,
+        websocket_ping_timeout=settings.ws_ping_timeout_s,
+        websocket_max_message_size=settings.ws_max_message_bytes,
+        log_function=log_request,
+        compress_response=True,
+    )
+
+
+def listen(app: tornado.web.Application, settings: Settings) -> tornado.httpserver.HTTPServer:
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=settings.max_body_bytes, max_header_size=64 * 1024,
+        idle_connection_timeout=3600, body_timeout=60)
+    sockets = tornado.netutil.bind_sockets(settings.port, settings.address, family=socket.AF_INET)
+    server.add_sockets(sockets)
+    return server
+
+
+async def serve(args: argparse.Namespace) -> None:
+    data_dir = args.data_dir.resolve()
+    settings = Settings(data_dir=data_dir, address=args.address, port=args.port,
+                        mongo_url=args.mongo_url, db_name=args.db_name, demo=args.demo,
+                        exclusive_db=args.mongo_url is None,
+                        cookie_secret=cookie_secret(data_dir),
+                        instance_id=f"{socket.gethostname()}:{os.getpid()}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        url = settings.mongo_url
+        if url is None:
+            database = EmbeddedDatabase(settings.embedded_db_dir)
+            url = await database.start()
+            stack.push_async_callback(database.stop)
+        services = Services(settings, Store(url, settings.db_name))
+        await services.open()
+        stack.push_async_callback(services.close)
+        password = await services.auth.ensure_admin(args.admin_password)
+        if args.demo:
+            from services.demo import Demo
+            demo = Demo(services, data_dir / "demo", hosts=args.demo_hosts)
+            await demo.start()
+            stack.push_async_callback(demo.stop)
+        server = listen(make_app(services), settings)
+        print_banner(settings, password, args.demo)
+        await stop.wait()
+        log.info("stopping: no new requests, closing live connections")
+        server.stop()
+        await services.events.close_clients()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.close_all_connections(), 5)
+    log.info("stopped")
+
+
+def print_banner(settings: Settings, password: str | None, demo: bool) -> None:
+    url = f"http://{settings.address}:{settings.port}/"
+    lines = [f"Ferry is listening on {url}"]
+    if password:
+        lines.append(f"Sign in as admin with password: {password}")
+    if demo:
+        lines.append(f"Demo: token for the API in {settings.data_dir / 'demo' / 'token'}")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Domain errors; the web layer maps each to its HTTP status."""
+
+
+class FerryError(Exception):
+    """Base of errors a user caused or can act on; str(error) is the message shown."""
+
+    status = 400
+
+
+class Invalid(FerryError):
+    status = 400
+
+
+class NotFound(FerryError):
+    status = 404
+
+
+class Conflict(FerryError):
+    status = 409
+
+
+class Forbidden(FerryError):
+    status = 403

@@ -1,0 +1,351 @@
+"""ReleaseService: start, cancel, promote, retry and roll back releases; the deploy lock
+and release ownership as leases in the database; crash recovery at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.auth import User
+from services.errors import Conflict, Invalid, NotFound
+from services.git import GitError, validate_ref
+from services.records import ReleaseRecord, new_host_run, public_host_run
+from services.release_run import ReleaseRun
+from services.store import utcnow
+from services.strategies import Strategy
+
+if TYPE_CHECKING:
+    from services import Services
+
+log = logging.getLogger("ferry.releases")
+ACTIVE = ("pending", "running", "paused")
+RETRYABLE = ("failed", "skipped", "cancelled", "interrupted", "pending")
+
+
+def public_release(doc: dict) -> dict:
+    return {("id" if key == "_id" else key): value for key, value in doc.items()
+            if key not in ("lease_expires_at",)}
+
+
+class ReleaseService:
+    """Owns the releases running in this process and the leases that prove it."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.store = services.store
+        self.runs: dict[int, tuple[ReleaseRun, asyncio.Task]] = {}
+        self._lease_task: asyncio.Task | None = None
+
+    # -- lifetime -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.services.events.register_topic("release:", self._topic_exists)
+        await self.recover()
+        self._lease_task = asyncio.create_task(self._lease_loop(), name="release leases")
+
+    async def close(self) -> None:
+        """Stop scheduling; give running hosts the grace period; the rest are interrupted."""
+        if self._lease_task:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+        runs = list(self.runs.values())
+        await asyncio.gather(*(run.stop(self.settings.shutdown_grace_s, task)
+                               for run, task in runs), return_exceptions=True)
+
+    async def _topic_exists(self, topic: str, user: User) -> bool:
+        try:
+            release_id = int(topic.split(":", 1)[1])
+        except ValueError:
+            return False
+        return await self.store.releases.count_documents({"_id": release_id}, limit=1) > 0
+
+    # -- starting releases ----------------------------------------------------------
+
+    async def create(self, user: User, body: dict) -> dict:
+        """A deploy of `ref` of a project to hosts; 409 if the project is locked."""
+        project = await self.services.projects.get(_required(body, "project"))
+        ref = _required(body, "ref")
+        try:
+            validate_ref(ref)
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        hosts = await self.services.hosts.select(body.get("hosts") or project.get("hosts"),
+                                                 body.get("groups") or project.get("groups"))
+        strategy = Strategy.parse(body.get("strategy") or project.get("strategy"))
+        try:
+            await self.services.git.sync(project)
+            sha = await self.services.git.resolve(project, ref)
+        except GitError as error:
+            raise Invalid(f"git: {error}") from None
+        previous = await self.last_success(project["name"], project["environment"])
+        extra = {"previous_release": previous["_id"] if previous else None,
+                 "previous_sha": previous["sha"] if previous else None}
+        return await self._start(user, project, hosts, strategy, "deploy", ref, sha, extra,
+                                 body.get("take_over", False))
+
+    async def retry(self, user: User, release_id: int) -> dict:
+        """Deploy the same commit again to the hosts of a release that did not succeed."""
+        source = await self._get_doc(release_id)
+        if source["state"] in ACTIVE:
+            raise Conflict(f"release {release_id} is still {source['state']}")
+        names = [run["host"] async for run in self.store.host_runs.find(
+            {"release_id": release_id, "state": {"$in": list(RETRYABLE)}})]
+        if not names:
+            raise Invalid(f"release {release_id} has no failed hosts to retry")
+        project = await self.services.projects.get(source["project"])
+        hosts = await self.services.hosts.select(names, None)
+        strategy = Strategy.parse(source["strategy"])
+        kind = "rollback" if source["kind"] == "rollback" else "retry"
+        extra = {"retry_of": release_id, "target_release": source.get("target_release"),
+                 "previous_release": source.get("previous_release"),
+                 "previous_sha": source.get("previous_sha")}
+        return await self._start(user, project, hosts, strategy, kind, source["ref"],
+                                 source["sha"], extra, False)
+
+    async def rollback(self, user: User, release_id: int, to: int | None) -> dict:
+        """Switch the hosts of a release back to an earlier release still kept on them."""
+        source = await self._get_doc(release_id)
+        if source["state"] in ACTIVE:
+            raise Conflict(f"release {release_id} is still {source['state']}; cancel it first")
+        if to is None:
+            target = await self.last_success(source["project"], source["environment"],
+                                             before=release_id)
+            if target is None:
+                raise Invalid(f"no successful release before {release_id} to roll back to")
+        else:
+            target = await self._get_doc(to)
+            if target["project"] != source["project"] or target["kind"] == "rollback":
+                raise Invalid(f"release {to} is not a deploy of {source['project']}")
+        project = await self.services.projects.get(source["project"])
+        names = [run["host"] async for run in self.store.host_runs.find(
+            {"release_id": release_id})]
+        hosts = await self.services.hosts.select(names, None)
+        strategy = Strategy.parse(source["strategy"])
+        strategy = Strategy(strategy.batches, strategy.parallel, [], None, False)
+        extra = {"target_release": target["_id"], "rollback_of": release_id,
+                 "previous_release": source["_id"], "previous_sha": source["sha"]}
+        return await self._start(user, project, hosts, strategy, "rollback", target["ref"],
+                                 target["sha"], extra, False)
+
+    async def _start(self, user: User, project: dict, hosts: list[dict], strategy: Strategy,
+                     kind: str, ref: str, sha: str, extra: dict, take_over: bool) -> dict:
+        release_id = await self.store.next_id("release")
+        environment = project["environment"]
+        took_over = await self._acquire_lock(project["name"], environment, release_id,
+                                             bool(take_over))
+        names = [host["name"] for host in hosts]
+        plan = strategy.plan(names)
+        now = utcnow()
+        release = {
+            "_id": release_id, "project": project["name"], "environment": environment,
+            "kind": kind, "ref": ref, "sha": sha, "state": "pending",
+            "strategy": strategy.to_json(), "hosts": names, "batches": plan,
+            "created_by": user.name, "created_at": now, "started_at": None,
+            "finished_at": None, "reason": None, "owner": self.settings.instance_id,
+            "lease_expires_at": now + timedelta(seconds=self.settings.lease_ttl_s),
+            "took_over_lock_from": took_over, **extra}
+        host_runs = {name: new_host_run(release_id, name, number)
+                     for number, batch in enumerate(plan, 1) for name in batch}
+        release["counts"] = {"pending": len(names)}
+        try:
+            await self.store.releases.insert_one(release)
+            await self.store.host_runs.insert_many(list(host_runs.values()), ordered=False)
+        except Exception:
+            await self._release_lock(project["name"], environment, release_id)
+            raise
+        record = ReleaseRecord(self.store, self.services.events, release, host_runs,
+                               self.settings.log_flush_interval_s)
+        run = ReleaseRun(self.services, record, project, hosts)
+        task = asyncio.create_task(self._execute(run), name=f"release {release_id}")
+        self.runs[release_id] = (run, task)
+        return public_release(release)
+
+    async def _execute(self, run: ReleaseRun) -> None:
+        release = run.release
+        try:
+            await run.execute()
+        finally:
+            self.runs.pop(release["_id"], None)
+            await self._release_lock(release["project"], release["environment"],
+                                     release["_id"])
+            await self.store.hosts.update_many(
+                {"name": {"$in": release["hosts"]}},
+                {"$set": {"last_release": {"id": release["_id"], "state": release["state"],
+                                           "project": release["project"]}}})
+
+    # -- control --------------------------------------------------------------------
+
+    def _run(self, release_id: int) -> ReleaseRun:
+        entry = self.runs.get(release_id)
+        if entry is None:
+            raise Conflict(f"release {release_id} is not running on this Ferry instance")
+        return entry[0]
+
+    async def cancel(self, release_id: int) -> dict:
+        await self._get_doc(release_id)
+        run = self._run(release_id)
+        run.cancel()
+        return public_release(run.release)
+
+    async def promote(self, release_id: int) -> dict:
+        doc = await self._get_doc(release_id)
+        if doc["state"] != "paused":
+            raise Conflict(f"release {release_id} is {doc['state']}, not paused")
+        run = self._run(release_id)
+        run.promote()
+        return public_release(run.release)
+
+    # -- reading --------------------------------------------------------------------
+
+    async def get(self, release_id: int) -> dict:
+        """The release with every host's run (live from memory while it runs here)."""
+        entry = self.runs.get(release_id)
+        if entry is not None:
+            run = entry[0]
+            release = dict(run.release, counts=run.record.counts())
+            hosts = [public_host_run(h) for h in run.record.hosts.values()]
+        else:
+            release = await self._get_doc(release_id)
+            hosts = [public_host_run(doc) async for doc in self.store.host_runs.find(
+                {"release_id": release_id}).sort("host", 1)]
+        result = public_release(release)
+        result["host_runs"] = sorted(hosts, key=lambda run: run["host"])
+        return result
+
+    async def list(self, project: str | None = None, limit: int = 50) -> list[dict]:
+        query: dict[str, Any] = {"project": project} if project else {}
+        cursor = self.store.releases.find(query, {"hosts": 0, "batches": 0}).sort(
+            "_id", DESCENDING).limit(max(1, min(limit, 500)))
+        return [public_release(doc) async for doc in cursor]
+
+    async def host_log(self, release_id: int, host: str) -> dict:
+        await self._get_doc(release_id)
+        lines = []
+        async for chunk in self.store.host_logs.find(
+                {"release_id": release_id, "host": host}).sort("seq", 1):
+            lines.extend(chunk["lines"])
+        entry = self.runs.get(release_id)
+        if entry is not None:
+            lines.extend(entry[0].record.pending_log(host))
+        return {"release_id": release_id, "host": host, "lines": lines}
+
+    async def last_success(self, project: str, environment: str,
+                           before: int | None = None) -> dict | None:
+        query: dict[str, Any] = {"project": project, "environment": environment,
+                                 "state": "succeeded", "kind": {"$in": ["deploy", "retry"]}}
+        if before is not None:
+            query["_id"] = {"$lt": before}
+        return await self.store.releases.find_one(query, sort=[("_id", DESCENDING)])
+
+    async def _get_doc(self, release_id: int) -> dict:
+        doc = await self.store.releases.find_one({"_id": release_id})
+        if doc is None:
+            raise NotFound(f"no release {release_id}")
+        return doc
+
+    # -- leases ---------------------------------------------------------------------
+
+    async def _acquire_lock(self, project: str, environment: str, release_id: int,
+                            take_over: bool) -> dict | None:
+        """The deploy lock: one active release per project and environment."""
+        key = f"deploy:{project}:{environment}"
+        now = utcnow()
+        lease = {"release_id": release_id, "owner": self.settings.instance_id,
+                 "acquired_at": now,
+                 "expires_at": now + timedelta(seconds=self.settings.lease_ttl_s)}
+        try:
+            await self.store.leases.insert_one({"_id": key, **lease})
+            return None
+        except DuplicateKeyError:
+            pass
+        held = await self.store.leases.find_one({"_id": key})
+        if held is None:
+            return await self._acquire_lock(project, environment, release_id, take_over)
+        holder = await self.store.releases.find_one({"_id": held["release_id"]}) or {}
+        who = (f"release {held['release_id']} ({holder.get('kind', 'deploy')} of "
+               f"{holder.get('ref', '?')} by {holder.get('created_by', '?')})")
+        if held["expires_at"] > now:
+            raise Conflict(f"{project} ({environment}) is locked by {who}")
+        if not take_over:
+            raise Conflict(f"{project} ({environment}) has a stale lock from {who}, last "
+                           f"renewed {held['expires_at'].isoformat()}; pass take_over: true "
+                           "to take it over")
+        taken = await self.store.leases.find_one_and_update(
+            {"_id": key, "release_id": held["release_id"], "expires_at": held["expires_at"]},
+            {"$set": lease}, return_document=ReturnDocument.AFTER)
+        if taken is None:
+            raise Conflict(f"{project} ({environment}) was locked by someone else meanwhile")
+        log.warning("release %s took over the stale lock of %s", release_id, who)
+        return {"release_id": held["release_id"], "owner": held["owner"], "at": now}
+
+    async def _release_lock(self, project: str, environment: str, release_id: int) -> None:
+        await self.store.leases.delete_one(
+            {"_id": f"deploy:{project}:{environment}", "release_id": release_id})
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_renew_s)
+            try:
+                await self.renew_leases()
+                await self.recover()
+            except Exception:
+                log.exception("could not renew leases")
+
+    async def renew_leases(self) -> None:
+        ids = list(self.runs)
+        if not ids:
+            return
+        expires = utcnow() + timedelta(seconds=self.settings.lease_ttl_s)
+        owner = self.settings.instance_id
+        await self.store.releases.update_many(
+            {"_id": {"$in": ids}, "owner": owner}, {"$set": {"lease_expires_at": expires}})
+        await self.store.leases.update_many(
+            {"release_id": {"$in": ids}, "owner": owner}, {"$set": {"expires_at": expires}})
+
+    # -- crash recovery -------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Mark releases whose owner is gone as interrupted, keeping each host's last state.
+
+        With the embedded database this process is the only one, so anything still active
+        at start-up was left by a dead process; otherwise the owner's lease must expire."""
+        query: dict[str, Any] = {"state": {"$in": list(ACTIVE)},
+                                 "_id": {"$nin": list(self.runs)}}
+        if not self.settings.exclusive_db:
+            query["lease_expires_at"] = {"$lt": utcnow()}
+        async for doc in self.store.releases.find(query, {"_id": 1, "project": 1,
+                                                          "environment": 1}):
+            await self._interrupt(doc)
+
+    async def _interrupt(self, doc: dict) -> None:
+        now = utcnow()
+        claimed = await self.store.releases.find_one_and_update(
+            {"_id": doc["_id"], "state": {"$in": list(ACTIVE)}},
+            {"$set": {"state": "interrupted", "finished_at": now,
+                      "reason": "the Ferry process running it stopped"}},
+            return_document=ReturnDocument.AFTER)
+        if claimed is None:
+            return
+        await self.store.host_runs.update_many(
+            {"release_id": doc["_id"], "state": "running"},
+            {"$set": {"state": "interrupted", "reason": "Ferry stopped while this host ran"}})
+        await self._release_lock(doc["project"], doc["environment"], doc["_id"])
+        log.warning("release %s marked interrupted", doc["_id"])
+        await self.services.events.publish(f"release:{doc['_id']}", "release",
+                                           {"state": "interrupted",
+                                            "reason": claimed["reason"]})
+
+
+def _required(body: dict, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"{key} is required")
+    return value
