@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(e.g. mongodb://db1,db2/?replicaSet=rs0)")
     parser.add_argument("--db-name", default="ferry",
                         help="database name inside MongoDB (default: %(default)s)")
+    parser.add_argument("--allow-file-urls", action="store_true",
+                        help="let projects use file:// repository URLs and local paths on "
+                             "this server (off by default; --demo turns it on)")
     parser.add_argument("--demo", action="store_true",
                         help="start a demo fleet of local SSH hosts and register a demo "
                              "project with a few tagged versions")
@@ -120,6 +123,7 @@ async def serve(args: argparse.Namespace) -> None:
     settings = Settings(data_dir=data_dir, address=args.address, port=args.port,
                         mongo_url=args.mongo_url, db_name=args.db_name, demo=args.demo,
                         exclusive_db=args.mongo_url is None,
+                        git_allow_file_urls=args.demo or args.allow_file_urls,
                         cookie_secret=cookie_secret(data_dir),
                         instance_id=f"{socket.gethostname()}:{os.getpid()}")
     stop = asyncio.Event()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import auth, hosts, projects, releases
+from handlers import auth, events, hosts, pages, projects, releases, ws
 from handlers.base import NotFoundHandler
 
 ID = r"(\d+)"
@@ -38,9 +38,21 @@ RELEASE_ROUTES = [
     (rf"/api/releases/{ID}/hosts/{NAME}/log", releases.HostLogHandler),
 ]
 
-EVENT_ROUTES: list = []
+EVENT_ROUTES = [
+    (r"/ws", ws.EventSocketHandler),
+    (r"/api/events", events.EventsHandler),
+]
 
-PAGE_ROUTES: list = []
+PAGE_ROUTES = [
+    (r"/", pages.DashboardPage),
+    (r"/hosts", pages.HostsPage),
+    (r"/projects", pages.ProjectsPage),
+    (rf"/projects/{NAME}", pages.ProjectPage),
+    (rf"/projects/{NAME}/release", pages.NewReleasePage),
+    (rf"/releases/{ID}", pages.ReleasePage),
+    (r"/locale", pages.LocaleHandler),
+    *pages.vendor_routes(),
+]
 
 ROUTES = [
     *PAGE_ROUTES,

@@ -90,6 +90,12 @@ class BaseHandler(tornado.web.RequestHandler):
             error = UserError(error.status, str(error))
         super()._handle_request_exception(error)
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # A user's mistake is answered with its message; the request log line is enough.
+        if isinstance(value, (FerryError, UserError)):
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.render("error.html", status_code=status_code, message=self._error_message(
             status_code, kwargs))

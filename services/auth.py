@@ -99,7 +99,7 @@ class AuthService:
     async def session_user(self, token: str) -> User | None:
         doc = await self.store.sessions.find_one(
             {"digest": _digest(token), "expires_at": {"$gt": utcnow()}})
-        return await self._user(doc["user"]) if doc else None
+        return await self.user(doc["user"]) if doc else None
 
     async def end_session(self, token: str) -> None:
         await self.store.sessions.delete_one({"digest": _digest(token)})
@@ -114,8 +114,8 @@ class AuthService:
 
     async def token_user(self, token: str) -> User | None:
         doc = await self.store.tokens.find_one({"digest": _digest(token)})
-        return await self._user(doc["user"]) if doc else None
+        return await self.user(doc["user"]) if doc else None
 
-    async def _user(self, name: str) -> User | None:
+    async def user(self, name: str) -> User | None:
         doc = await self.store.users.find_one({"name": name})
         return User(doc["name"], doc["role"]) if doc else None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -11,6 +14,13 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 
 log = logging.getLogger("ferry.db")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when Ferry dies, even by SIGKILL (Linux only)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -44,6 +54,7 @@ class EmbeddedDatabase:
             "--log-level", "WARNING",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         await self._wait_ready()
         log.info("embedded database on 127.0.0.1:%s (pid %s)", self.port, self.process.pid)

@@ -8,7 +8,8 @@ from pymongo.errors import DuplicateKeyError
 
 from services import validation as check
 from services.errors import Conflict, Invalid, NotFound
-from services.git import GitError, GitService, redact_url, validate_ref, validate_repo_url
+from services.git import GitError, GitService
+from services.gitrefs import redact_url, validate_ref, validate_repo_url
 from services.settings import Settings
 from services.store import Store, utcnow
 from services.strategies import Strategy

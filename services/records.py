@@ -49,8 +49,10 @@ class ReleaseRecord:
         self._dirty: set[str] = set(hosts)
         self._logs: dict[str, list[dict]] = {}
         self._log_chunks: Counter[str] = Counter()
+        self._log_lines: Counter[str] = Counter()
         self._outbox: list[tuple[str, dict]] = []
         self._wake = asyncio.Event()
+        self._flush_now = asyncio.Event()
         self._last_wall = 0.0
         self._tasks: list[asyncio.Task] = []
 
@@ -120,6 +122,7 @@ class ReleaseRecord:
             run["started_at"] = now
         if state not in ("pending", "running"):
             run["finished_at"] = now
+            self._flush_now.set()
         self._dirty.add(host)
         self.emit("host", {"host": host, "state": state, "reason": reason,
                            "stage": run["stage"], **fields})
@@ -140,7 +143,8 @@ class ReleaseRecord:
                             "duration_ms": duration_ms, "reason": reason})
 
     def log(self, host: str, stage: str, line: str) -> None:
-        entry = {"ts": time.time(), "stage": stage, "line": line}
+        self._log_lines[host] += 1
+        entry = {"n": self._log_lines[host], "ts": time.time(), "stage": stage, "line": line}
         self._logs.setdefault(host, []).append(entry)
         self.emit("log", {"host": host, **entry})
 
@@ -181,8 +185,11 @@ class ReleaseRecord:
             "total": len(self.hosts), "counts": self.counts()})
 
     async def _flush_loop(self) -> None:
+        """Flush every interval, and at once when a host reaches a final state."""
         while True:
-            await asyncio.sleep(self.flush_interval_s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.flush_interval_s)
+            self._flush_now.clear()
             try:
                 await self.flush()
             except Exception:

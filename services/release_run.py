@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from services.artifacts import Artifact
-from services.pipeline import HostPipeline, LocalPipeline, StageFailed
+from services.pipeline import LOCAL_STAGES, HostPipeline, LocalPipeline, StageFailed
 from services.records import ReleaseRecord
 from services.strategies import Strategy
 
@@ -78,7 +78,11 @@ class ReleaseRun:
         try:
             await self.record.set_state("running")
             artifact = None
-            if self.release["kind"] != "rollback":
+            if self.release["kind"] == "rollback":
+                for stage in LOCAL_STAGES:
+                    self.record.local_stage(stage, "skipped", duration_ms=0,
+                                            reason="rollback: nothing to build")
+            else:
                 artifact = await self.build()
             if artifact is not None or self.release["kind"] == "rollback":
                 await self.schedule(artifact)

@@ -14,7 +14,8 @@ from pymongo.errors import DuplicateKeyError
 
 from services.auth import User
 from services.errors import Conflict, Invalid, NotFound
-from services.git import GitError, validate_ref
+from services.git import GitError
+from services.gitrefs import validate_ref
 from services.records import ReleaseRecord, new_host_run, public_host_run
 from services.release_run import ReleaseRun
 from services.store import utcnow
@@ -149,7 +150,7 @@ class ReleaseService:
             "kind": kind, "ref": ref, "sha": sha, "state": "pending",
             "strategy": strategy.to_json(), "hosts": names, "batches": plan,
             "created_by": user.name, "created_at": now, "started_at": None,
-            "finished_at": None, "reason": None, "owner": self.settings.instance_id,
+            "finished_at": None, "reason": None, "local": {}, "owner": self.settings.instance_id,
             "lease_expires_at": now + timedelta(seconds=self.settings.lease_ttl_s),
             "took_over_lock_from": took_over, **extra}
         host_runs = {name: new_host_run(release_id, name, number)

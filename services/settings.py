@@ -31,7 +31,7 @@ class Settings:
     max_query_argument_bytes: int = 4096
     ws_max_message_bytes: int = 64 * 1024
     ws_ping_interval_s: float = 20.0
-    ws_ping_timeout_s: float = 30.0
+    ws_ping_timeout_s: float = 20.0   # Tornado: at most the ping interval
     session_ttl_s: int = 7 * 24 * 3600
 
     # Worker threads for git, tar and hashing
@@ -44,6 +44,9 @@ class Settings:
     git_allow_file_urls: bool = False
     git_commits_limit: int = 50
     git_refs_limit: int = 500
+    git_error_max_chars: int = 500
+    # artifacts (tar.gz of the built tree)
+    artifact_gzip_level: int = 6
 
     # SSH
     ssh_connect_timeout_s: float = 10.0
@@ -79,6 +82,13 @@ class Settings:
     fanout_tick_s: float = 0.05
     client_buffer_max_events: int = 20000
     longpoll_max_wait_s: float = 30.0
+    longpoll_max_waiters: int = 10000
+    event_topic_max_chars: int = 200
+    event_max_topics_in_memory: int = 1000
+    event_topic_idle_s: float = 300.0
+    event_flush_retry_max_s: float = 5.0
+    event_shared_write_attempts: int = 20
+    ws_max_topics: int = 64
     log_flush_interval_s: float = 0.25
 
     # Shutdown

@@ -57,7 +57,13 @@ def mongo_url() -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, mongo_url: str) -> Settings:
+def settings_overrides() -> dict:
+    """Override in a test with @pytest.mark.parametrize("settings_overrides", [{...}])."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, mongo_url: str, settings_overrides: dict) -> Settings:
     """Settings for one test: its own data dir and database, short timeouts."""
     return Settings(
         data_dir=tmp_path / "data", mongo_url=mongo_url,
@@ -65,7 +71,8 @@ def settings(tmp_path: Path, mongo_url: str) -> Settings:
         git_allow_file_urls=True, git_timeout_s=30, ssh_connect_timeout_s=5,
         ssh_login_timeout_s=5, ssh_command_timeout_s=30, hook_timeout_s=30,
         verify_retries=2, verify_interval_s=0.2, lease_ttl_s=10, lease_renew_s=2,
-        instance_id=f"test-{uuid.uuid4().hex[:6]}", shutdown_grace_s=3)
+        instance_id=f"test-{uuid.uuid4().hex[:6]}", shutdown_grace_s=3,
+        exclusive_db=True).replace(**settings_overrides)
 
 
 @pytest.fixture
@@ -154,3 +161,29 @@ async def api(base_url: str, admin_token: str) -> Api:
 @pytest.fixture
 def anonymous_api(base_url: str) -> Api:
     return Api(base_url, None)
+
+
+@pytest.fixture
+async def make_fleet(tmp_path: Path):
+    """A factory of simulated fleets of real SSH servers, stopped after the test."""
+    from tests.fleet import Fleet
+
+    fleets = []
+
+    async def make(count: int = 3, **kwargs: Any):
+        fleet = Fleet(tmp_path / f"fleet{len(fleets)}", count, **kwargs)
+        await fleet.__aenter__()
+        fleets.append(fleet)
+        return fleet
+
+    yield make
+    for fleet in reversed(fleets):
+        await fleet.__aexit__(None, None, None)
+
+
+@pytest.fixture
+def app_repo(tmp_path: Path):
+    """A git repository with tagged versions v1, v2, v3 on branch main."""
+    from tests.deploykit import make_app_repo
+
+    return make_app_repo(tmp_path / "app-src")

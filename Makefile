@@ -1,0 +1,46 @@
+# The README's commands. `make demo` and `make test` install everything they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+NODE_INSTALLED := node_modules/.installed
+DEMO_DIR ?= demo-data
+PORT ?= 8700
+
+.PHONY: install demo test lint e2e bench-smoke bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(INSTALLED) $(NODE_INSTALLED)
+
+demo: install
+	$(PY) server.py --demo --data-dir $(DEMO_DIR) --port $(PORT)
+
+lint: install
+	$(PY) -m ruff check .
+
+test: install lint
+	$(PY) -m pytest
+
+e2e: install
+	$(PY) -m pytest tests/e2e
+
+bench-smoke: install
+	$(PY) -m bench.deploy --hosts 5 --parallel 5 --artifact-mb 1
+	$(PY) -m bench.fanout --clients 20 --rate 100 --seconds 2
+
+bench: install
+	$(PY) -m bench.deploy --hosts 200 --parallel 100 --artifact-mb 5
+
+clean:
+	rm -rf $(VENV) node_modules $(DEMO_DIR) test-artifacts

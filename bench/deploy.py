@@ -1,0 +1,144 @@
+"""Deploy benchmark: Ferry's engine against a minimal asyncssh script on the same fleet.
+
+    python -m bench.deploy --hosts 200 --parallel 100 --artifact-mb 5
+
+Starts a fleet of real SSH servers (a separate process), the embedded database, and Ferry's
+services in this process; deploys a commit carrying M MiB of incompressible data to every
+host; checks every host's `current`; then runs bench/reference_asyncssh.py (its own
+process) on the same fleet. Final line: JSON {"hosts", "hosts_ok", "wall_s",
+"reference_wall_s", "ratio", "per_host_ms", "rss_mb", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from services import Services
+from services.embedded_db import EmbeddedDatabase
+from services.settings import Settings
+from services.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
+
+
+def make_repo(path: Path, megabytes: float) -> None:
+    path.mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
+    (path / "VERSION").write_text("bench\n")
+    (path / "payload.bin").write_bytes(os.urandom(int(megabytes * 1024 * 1024)))
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "bench")
+
+
+async def start_fleet(hosts: int, root: Path) -> tuple[subprocess.Popen, dict]:
+    manifest = root / "fleet.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fleet", "--hosts", str(hosts), "--root",
+         str(root / "fleet"), "--manifest", str(manifest)],
+        cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    line = await asyncio.to_thread(process.stdout.readline)
+    if b"ready" not in line:
+        raise RuntimeError("fleet did not start")
+    return process, json.loads(manifest.read_text())
+
+
+async def register(services: Services, manifest: dict) -> None:
+    for host in manifest["hosts"]:
+        await services.hosts.create({
+            "name": host["name"], "address": host["address"], "port": host["port"],
+            "user": manifest["user"], "key_path": manifest["client_key"], "groups": ["bench"]})
+        await services.ssh.trust_host_key(host["address"], host["port"], host["public_key"])
+
+
+async def ferry_deploy(services: Services, parallel: int) -> tuple[dict, float]:
+    user = await services.auth.user("admin")
+    started = time.perf_counter()
+    release = await services.releases.create(user, {
+        "project": "bench", "ref": "main", "strategy": {"parallel": parallel}})
+    while True:
+        current = await services.releases.get(release["id"])
+        if current["state"] in TERMINAL:
+            return current, time.perf_counter() - started
+        await asyncio.sleep(0.05)
+
+
+def hosts_switched(manifest: dict, deploy_path: str, release: str) -> int:
+    good = 0
+    for host in manifest["hosts"]:
+        link = Path(host["root"]) / deploy_path.removeprefix("/srv/") / "current"
+        try:
+            if os.readlink(link) == f"releases/{release}" and (link / "VERSION").is_file():
+                good += 1
+        except OSError:
+            pass
+    return good
+
+
+def run_reference(manifest_path: Path, artifact: Path, parallel: int) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.reference_asyncssh", "--manifest", str(manifest_path),
+         "--artifact", str(artifact), "--parallel", str(parallel)],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def main(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
+        root = Path(tmp)
+        fleet, manifest = await start_fleet(args.hosts, root)
+        try:
+            async with EmbeddedDatabase(":memory:") as database:
+                settings = Settings(data_dir=root / "ferry", git_allow_file_urls=True,
+                                    exclusive_db=True, ssh_command_timeout_s=600)
+                services = Services(settings, Store(database.url, "bench"))
+                await services.open()
+                try:
+                    await services.auth.ensure_admin("bench-password")
+                    await register(services, manifest)
+                    make_repo(root / "repo", args.artifact_mb)
+                    await services.projects.create({
+                        "name": "bench", "repo_url": f"file://{root / 'repo'}",
+                        "deploy_path": "/srv/bench", "groups": ["bench"]})
+                    release, wall = await ferry_deploy(services, args.parallel)
+                    artifact = services.artifacts.cached(
+                        await services.projects.get("bench"), release["sha"])
+                finally:
+                    await services.close()
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            ok = hosts_switched(manifest, "/srv/bench", str(release["id"]))
+            reference = run_reference(root / "fleet.json", artifact.path, args.parallel)
+        finally:
+            fleet.send_signal(signal.SIGTERM)
+            fleet.wait(60)
+    return {"hosts": args.hosts, "hosts_ok": ok, "wall_s": round(wall, 3),
+            "reference_wall_s": reference["wall_s"],
+            "ratio": round(wall / reference["wall_s"], 3),
+            "per_host_ms": round(wall * 1000 / args.hosts, 2), "rss_mb": round(rss_mb, 1),
+            "reference_hosts_ok": reference["hosts_ok"], "reference_rss_mb": reference["rss_mb"],
+            "parallel": args.parallel, "artifact_mb": args.artifact_mb,
+            "artifact_bytes": artifact.size, "state": release["state"]}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Ferry deploy benchmark")
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--parallel", type=int, default=50)
+    parser.add_argument("--artifact-mb", type=float, default=5)
+    print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)

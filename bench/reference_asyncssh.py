@@ -1,0 +1,71 @@
+"""The yardstick: a minimal asyncssh deploy doing the same host stages as Ferry
+(mkdir, upload, sha256 check, extract, atomic switch) with asyncssh's defaults.
+
+    python -m bench.reference_asyncssh --manifest fleet.json --artifact app.tar.gz \
+        --parallel 100 --deploy-path /srv/bench-ref
+
+Prints a final JSON line {"hosts", "hosts_ok", "wall_s", "rss_mb"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import resource
+import shlex
+import time
+
+import asyncssh
+
+
+async def deploy_host(host: dict, user: str, key: str, known_hosts, artifact: str,
+                      sha256: str, deploy_path: str, release: str) -> bool:
+    q = shlex.quote
+    target = f"{deploy_path}/releases/{release}"
+    async with asyncssh.connect(host["address"], host["port"], username=user,
+                                client_keys=[key], known_hosts=known_hosts) as conn:
+        await conn.run(f"mkdir -p {q(target)}", check=True)
+        async with conn.start_sftp_client() as sftp:
+            await sftp.put(artifact, f"{deploy_path}/app.tar.gz")
+        await conn.run(
+            f"cd {q(deploy_path)} && echo {q(sha256)}' *app.tar.gz' | sha256sum -c --quiet && "
+            f"tar -xzf app.tar.gz -C {q(target)} && "
+            f"ln -sfn releases/{q(release)} current.tmp && mv -T current.tmp current",
+            check=True)
+    return True
+
+
+async def main(args: argparse.Namespace) -> dict:
+    manifest = json.loads(open(args.manifest).read())
+    known = asyncssh.import_known_hosts("\n".join(
+        f"[{h['address']}]:{h['port']} {h['public_key']}" for h in manifest["hosts"]))
+    with open(args.artifact, "rb") as handle:
+        sha256 = hashlib.sha256(handle.read()).hexdigest()
+    gate = asyncio.Semaphore(args.parallel)
+
+    async def one(host: dict) -> bool:
+        async with gate:
+            try:
+                return await deploy_host(host, manifest["user"], manifest["client_key"], known,
+                                         args.artifact, sha256, args.deploy_path, args.release)
+            except (OSError, asyncssh.Error) as error:
+                print(f"{host['name']}: {error}", flush=True)
+                return False
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(host) for host in manifest["hosts"]))
+    wall = time.perf_counter() - started
+    return {"hosts": len(results), "hosts_ok": sum(results), "wall_s": round(wall, 3),
+            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--artifact", required=True)
+    parser.add_argument("--parallel", type=int, default=100)
+    parser.add_argument("--deploy-path", default="/srv/bench-ref")
+    parser.add_argument("--release", default="1")
+    print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)

@@ -1,0 +1,64 @@
+"""Page languages: English and Simplified Chinese through tornado.locale.
+
+The translations live in templates/locale/<code>.csv (tornado's CSV format) and are loaded
+once, at import. The language comes from the `ferry_locale` cookie when the user picked one
+with the switch in the page, otherwise from the browser's Accept-Language header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tornado.locale
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "templates" / "locale"
+LOCALE_COOKIE = "ferry_locale"
+LANGUAGES = (("en_US", "English"), ("zh_CN", "中文"))
+CODES = frozenset(code for code, _ in LANGUAGES)
+
+tornado.locale.load_translations(str(LOCALE_DIR))
+
+# Strings the page scripts show; the page hands them over translated (see js/i18n.js).
+JS_STRINGS = (
+    # states
+    "pending", "running", "paused", "ok", "failed", "skipped", "cancelled", "rolled_back",
+    "interrupted", "succeeded", "deploy", "retry", "rollback",
+    # stages
+    "before_checkout", "checkout", "after_checkout", "package", "upload", "extract",
+    "before_release", "release", "after_release", "verify", "prune",
+    # release page
+    "Batch {n}/{of}", "{n} hosts", "{done} of {total} hosts done", "ETA {eta}",
+    "Paused after batch {n} — promote to continue.", "No host selected",
+    "Click a host in the flowchart or the table to see its log.", "Log of {host}",
+    "{n} earlier lines not shown", "Follow ({n} new)", "no matches", "{n} matches",
+    "Promote this release to the next batch?", "Cancel this release? Running steps stop.",
+    "Roll back to the previous successful release?", "Retry the hosts that did not succeed?",
+    "live", "live (long-polling)", "reconnecting…", "offline",
+    "Loading…", "Nothing yet.", "no reason given", "Duration", "Started", "Finished",
+    "Released {sha}", "local",
+    # generic
+    "Network error: {error}", "Saved.", "Deleted.", "Delete host {name}?",
+    "Delete project {name}?", "Never", "none", "{n} selected",
+    # hosts page
+    "Scan key", "Trust key", "Edit", "Delete", "trusted", "not trusted",
+    "Line {n}: {error}", "expected: name address[:port] user groups…", "Imported {n} hosts.",
+    "Scanning {n} hosts…", "Trust these {n} keys", "Trusted {n} keys.",
+    "Key of {host}: {type} {fingerprint}",
+    # project and new release pages
+    "Branches", "Tags", "No commits.", "Commits between {base} and {ref}",
+    "First release of this project: recent commits of {ref}",
+    "Deployed now: {sha} (release {id})", "no hosts selected",
+    "Start release", "Starting…", "{n} hosts in {b} batches",
+)
+
+
+def translations(locale: tornado.locale.Locale) -> dict[str, str]:
+    """The page scripts' strings in `locale`, for a data attribute of the page."""
+    return {key: locale.translate(key) for key in JS_STRINGS}
+
+
+def cookie_locale(value: str | None) -> tornado.locale.Locale | None:
+    """The locale a `ferry_locale` cookie names, when it names one we have."""
+    if value in CODES:
+        return tornado.locale.get(value)
+    return None

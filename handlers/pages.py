@@ -1,0 +1,130 @@
+"""HTML pages: dashboard, hosts, projects, project, new release and the release console.
+
+Pages only render a template; their scripts (static/js/) read and change everything through
+the JSON API and follow releases through the event client (static/js/events.js). Every page
+is sent with a strict Content-Security-Policy: no inline script or style anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tornado.escape
+import tornado.web
+
+from handlers.access import UserError, public, requires
+from handlers.base import BaseHandler
+from handlers.locale import LOCALE_COOKIE, cookie_locale, translations
+
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+VENDOR_DIRS = {
+    "cytoscape": NODE_MODULES / "cytoscape" / "dist",
+    "cytoscape-dagre": NODE_MODULES / "cytoscape-dagre" / "dist",
+}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+def same_site_path(target: str | None) -> str:
+    """`target` when it is a path on this site, else "/" (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+class PageHandler(BaseHandler):
+    """Security headers, the chosen language, the XSRF cookie and the translated strings."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("Cache-Control", "no-store")
+
+    def get_user_locale(self) -> tornado.locale.Locale | None:
+        return cookie_locale(self.get_cookie(LOCALE_COOKIE))
+
+    def render_page(self, template: str, **kwargs: Any) -> None:
+        self.xsrf_token  # noqa: B018 — sets the _xsrf cookie the scripts send back
+        strings = tornado.escape.json_encode(translations(self.locale))
+        self.render(template, i18n=strings, **kwargs)
+
+
+class DashboardPage(PageHandler):
+    @requires("viewer")
+    def get(self) -> None:
+        self.render_page("dashboard.html")
+
+
+class HostsPage(PageHandler):
+    @requires("viewer")
+    def get(self) -> None:
+        self.render_page("hosts.html")
+
+
+class ProjectsPage(PageHandler):
+    @requires("viewer")
+    def get(self) -> None:
+        self.render_page("projects.html")
+
+
+class ProjectPage(PageHandler):
+    @requires("viewer")
+    async def get(self, name: str) -> None:
+        project = await self.services.projects.get(name)
+        self.render_page("project.html", project=project)
+
+
+class NewReleasePage(PageHandler):
+    @requires("deployer")
+    async def get(self, name: str) -> None:
+        project = await self.services.projects.get(name)
+        self.render_page("new_release.html", project=project)
+
+
+class ReleasePage(PageHandler):
+    @requires("viewer")
+    def get(self, release_id: str) -> None:
+        self.render_page("release.html", release_id=int(release_id))
+
+
+class LocaleHandler(PageHandler):
+    """POST the language switch: remember the choice in a cookie, go back to the page."""
+
+    @public
+    def post(self) -> None:
+        code = self.get_body_argument("locale", "")
+        if cookie_locale(code) is None:
+            raise UserError(400, "unknown language")
+        self.set_cookie(LOCALE_COOKIE, code, expires_days=365, samesite="Lax")
+        self.redirect(same_site_path(self.get_body_argument("next", "/")))
+
+
+class VendorHandler(tornado.web.StaticFileHandler):
+    """Front-end libraries from node_modules, one dist folder per route, nothing else."""
+
+    @public
+    async def get(self, path: str, include_body: bool = True) -> None:
+        await super().get(path, include_body)
+
+    @public
+    async def head(self, path: str) -> None:
+        await super().head(path)
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def get_content_type(self) -> str:
+        if self.absolute_path.endswith((".js", ".mjs")):
+            return "text/javascript; charset=utf-8"
+        if self.absolute_path.endswith(".map"):
+            return "application/json"
+        return super().get_content_type()
+
+
+def vendor_routes() -> list[tuple]:
+    return [(rf"/vendor/{name}/(.*)", VendorHandler, {"path": str(path)})
+            for name, path in VENDOR_DIRS.items()]

@@ -1,0 +1,194 @@
+"""Events in the database: chunk documents, each a run of one topic's consecutive events.
+
+    {topic, first_seq, last_seq, ts, writer, batch, events: [{topic, seq, type, ts, data}]}
+
+The unique index (topic, first_seq) is what keeps a topic's chunks from ever
+overlapping: a chunk is only ever inserted at `first_seq = head + 1`, where `head`
+is the `last_seq` of a chunk already stored, so a second writer that read the same
+head collides on the index instead of writing the same seqs twice. Chunks therefore
+tile the topic's seqs in commit order, which is also the order the change stream
+delivers them to other instances.
+
+Finding a topic's head without scanning its chunks: `counters` holds a hint
+`{_id: "events_head:<topic>", value}` raised with $max after each write (never
+ahead of what is stored), and the chunks after the hint are read by index range. The
+hint also keeps the topic's largest chunk size, which bounds a replay's range query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.operations import UpdateOne
+
+from services.store import Store
+
+log = logging.getLogger("ferry.events")
+HEAD_PREFIX = "events_head:"
+DUPLICATE_KEY = 11000
+
+
+class SeqConflict(Exception):
+    """Another instance kept winning the race for a shared topic's next seqs."""
+
+
+class EventStore:
+    """Writes, finds and reads chunk documents for one instance."""
+
+    def __init__(self, store: Store, instance_id: str, chunk_max: int) -> None:
+        self.store = store
+        self.collection = store.events
+        self.instance_id = instance_id
+        self.chunk_max = chunk_max   # no chunk holds more events than this
+
+    def chunk(self, topic: str, events: list[dict], batch: str | None = None) -> dict:
+        return {"topic": topic, "first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
+                "ts": events[-1]["ts"], "writer": self.instance_id,
+                "batch": batch or new_batch(), "events": events}
+
+    async def head(self, topic: str) -> int:
+        """The last seq stored for `topic` (0 when none)."""
+        hint = await self.store.counters.find_one({"_id": HEAD_PREFIX + topic})
+        head = int(hint["value"]) if hint else 0
+        async for doc in self.collection.find({"topic": topic, "first_seq": {"$gt": head}},
+                                              {"last_seq": 1, "_id": 0}):
+            head = max(head, int(doc["last_seq"]))
+        return head
+
+    async def insert(self, docs: list[dict]) -> None:
+        """Store chunks in order. Raises only for connection-type errors (retry all later).
+
+        A duplicate that is our own chunk (a retry after a lost reply) counts as stored;
+        one written by another instance is logged and dropped; a chunk the database
+        refuses is tried once more with its data made plain, then dropped.
+        """
+        start = 0
+        while start < len(docs):
+            batch = docs[start:]
+            try:
+                await self.collection.insert_many(batch, ordered=True)
+                stored, consumed = batch, len(batch)
+            except BulkWriteError as error:
+                failure = error.details["writeErrors"][0]
+                index = failure["index"]
+                stored, bad, consumed = batch[:index], batch[index], index + 1
+                if failure.get("code") == DUPLICATE_KEY:
+                    if await self._is_ours(bad):
+                        stored.append(bad)
+                elif not bad.get("sanitized"):
+                    _sanitize(bad)
+                    consumed = index
+                else:
+                    log.error("dropping events %s %d..%d the database refused: %s",
+                              bad["topic"], bad["first_seq"], bad["last_seq"],
+                              failure.get("errmsg"))
+            await self._advance_heads(stored)
+            start += consumed
+
+    async def append_shared(self, topic: str, events: list[dict], head: int, attempts: int,
+                            batch: str) -> None:
+        """Give `events` the seqs after the stored head and store them as one chunk.
+
+        `head` is the head this batch was first tried at and `batch` its id: call again
+        with the same two after a connection error, so that a first try whose reply was
+        lost is found (by its id) instead of stored twice. On a collision another
+        instance wrote first: learn the new head and try again. Sets each "seq" in place.
+        """
+        origin = head
+        for _ in range(attempts):
+            for offset, event in enumerate(events, 1):
+                event["seq"] = head + offset
+            doc = self.chunk(topic, events, batch)
+            try:
+                await self.collection.insert_one(doc)
+            except DuplicateKeyError:
+                mine = await self.collection.find_one(
+                    {"topic": topic, "first_seq": {"$gt": origin}, "batch": batch},
+                    {"first_seq": 1, "last_seq": 1})
+                if mine is None:
+                    head = await self.head(topic)
+                    continue
+                for offset, event in enumerate(events):
+                    event["seq"] = mine["first_seq"] + offset
+                doc = {**doc, "first_seq": mine["first_seq"], "last_seq": mine["last_seq"]}
+            await self._advance_heads([doc])
+            return
+        raise SeqConflict(f"could not append to {topic} after {attempts} attempts")
+
+    async def read(self, topic: str, after: int, upto: int, limit: int) -> list[dict]:
+        """Stored events with after < seq <= upto, at most `limit`, in seq order."""
+        hint = await self.store.counters.find_one({"_id": HEAD_PREFIX + topic})
+        span = max(self.chunk_max, int(hint.get("size", 0)) if hint else 0)
+        low = after + 1
+        while low <= upto:
+            high = min(upto, low + limit - 1)
+            events = await self._read_window(topic, after, low - span, high, limit)
+            if events:
+                return events
+            low = high + 1      # a gap in the stored seqs: look further
+        return []
+
+    async def _read_window(self, topic: str, after: int, floor: int, high: int,
+                           limit: int) -> list[dict]:
+        # No chunk is longer than `span`, so the one holding seq `low` starts after `floor`.
+        query = {"topic": topic, "first_seq": {"$gt": floor, "$lte": high}}
+        docs = await self.collection.find(query).sort("first_seq", 1).to_list(None)
+        events: list[dict] = []
+        for doc in docs:
+            if doc["last_seq"] <= after:
+                continue
+            for event in doc["events"]:
+                if after < event["seq"] <= high:
+                    events.append(event)
+                    if len(events) >= limit:
+                        return events
+        return events
+
+    async def watch(self, resume_after: Any = None):
+        """A change stream of chunks other instances insert."""
+        pipeline = [{"$match": {"operationType": "insert",
+                                "fullDocument.writer": {"$ne": self.instance_id}}}]
+        return await self.collection.watch(pipeline, resume_after=resume_after,
+                                           max_await_time_ms=1000)
+
+    async def _is_ours(self, doc: dict) -> bool:
+        existing = await self.collection.find_one(
+            {"topic": doc["topic"], "first_seq": doc["first_seq"]}, {"batch": 1, "writer": 1})
+        if existing is not None and existing.get("batch") == doc["batch"]:
+            return True
+        writer = existing.get("writer") if existing else "?"
+        log.error("events %s %d..%d collide with a chunk written by %s; they are not stored "
+                  "(two instances wrote one owned topic)", doc["topic"], doc["first_seq"],
+                  doc["last_seq"], writer)
+        return False
+
+    async def _advance_heads(self, docs: list[dict]) -> None:
+        heads: dict[str, tuple[int, int]] = {}
+        for doc in docs:
+            seq, size = heads.get(doc["topic"], (0, 0))
+            heads[doc["topic"]] = (max(seq, doc["last_seq"]), max(size, len(doc["events"])))
+        if not heads:
+            return
+        operations = [UpdateOne({"_id": HEAD_PREFIX + topic},
+                                {"$max": {"value": seq, "size": size}}, upsert=True)
+                      for topic, (seq, size) in heads.items()]
+        try:
+            await self.store.counters.bulk_write(operations, ordered=False)
+        except Exception:   # only a hint: a stale one costs a longer range read later
+            log.warning("could not advance event head hints", exc_info=True)
+
+
+def new_batch() -> str:
+    return uuid.uuid4().hex
+
+
+def _sanitize(doc: dict) -> None:
+    """Replace each event's data by its JSON text, which any database stores."""
+    doc.pop("_id", None)
+    doc["sanitized"] = True
+    doc["events"] = [{**event, "data": {"unstorable": json.dumps(event["data"], default=str)}}
+                     for event in doc["events"]]

@@ -1,0 +1,131 @@
+"""Ferry's own known_hosts file: read once per change, rewritten atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+# Addresses and host names only: nothing that could add a pattern, a marker or a
+# second entry to a known_hosts line.
+_ADDRESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+class SshError(Exception):
+    """An SSH failure with a clear, secret-free reason for people to read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A host key as a key scan saw it, for a person to confirm."""
+
+    address: str
+    port: int
+    key_type: str  # e.g. "ssh-ed25519"
+    fingerprint: str  # "SHA256:..."
+    public_key: str  # OpenSSH one-line form: "<type> <base64>"
+
+    @classmethod
+    def from_key(cls, address: str, port: int, key: asyncssh.SSHKey) -> HostKey:
+        return cls(address, port, key.get_algorithm(), key.get_fingerprint("sha256"),
+                   public_key_line(key))
+
+
+def public_key_line(key: asyncssh.SSHKey) -> str:
+    """`<type> <base64>`, without any comment."""
+    return " ".join(key.export_public_key("openssh").decode("ascii").split()[:2])
+
+
+def host_pattern(address: str, port: int) -> str:
+    """The known_hosts name of a host: `addr` on port 22, else `[addr]:port`."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def check_address(address: str, port: int) -> None:
+    if not isinstance(address, str) or not _ADDRESS.match(address):
+        raise SshError(f"not a valid host address: {address!r}")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise SshError(f"not a valid port: {port!r}")
+
+
+class KnownHosts:
+    """The known_hosts file at `path`, parsed again only when it changes on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._stamp: tuple | None = None
+        self._hosts = asyncssh.SSHKnownHosts()
+        self._write_lock = asyncio.Lock()
+
+    def load(self) -> asyncssh.SSHKnownHosts:
+        """The parsed file; a stat per call, a parse only after a change."""
+        try:
+            st = os.stat(self._path)
+            stamp: tuple | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            try:
+                hosts = (asyncssh.read_known_hosts(str(self._path)) if stamp
+                         else asyncssh.SSHKnownHosts())
+            except (OSError, ValueError, asyncssh.KeyImportError) as exc:
+                raise SshError(f"cannot read known hosts file {self._path}: {exc}") from None
+            self._hosts, self._stamp = hosts, stamp
+        return self._hosts
+
+    def has_entry(self, address: str, port: int) -> bool:
+        return bool(self.load().match(address, address, port)[0])
+
+    async def trust(self, address: str, port: int, public_key: str) -> None:
+        """Make `public_key` the one trusted key of [address]:port."""
+        check_address(address, port)
+        try:
+            key = asyncssh.import_public_key(public_key.strip())
+        except (asyncssh.KeyImportError, ValueError, UnicodeError):
+            raise SshError("not a valid OpenSSH public key") from None
+        line = f"{host_pattern(address, port)} {public_key_line(key)}\n"
+        await self._rewrite(host_pattern(address, port), line)
+
+    async def forget(self, address: str, port: int) -> None:
+        check_address(address, port)
+        await self._rewrite(host_pattern(address, port), None)
+
+    async def _rewrite(self, pattern: str, line: str | None) -> None:
+        async with self._write_lock:
+            await asyncio.to_thread(self._rewrite_sync, pattern, line)
+
+    def _rewrite_sync(self, pattern: str, line: str | None) -> None:
+        try:
+            old = self._path.read_text().splitlines(keepends=True)
+        except FileNotFoundError:
+            old = []
+        kept = [entry for entry in old if not _names(entry) or pattern not in _names(entry)]
+        kept = [e if e.endswith("\n") else e + "\n" for e in kept]
+        if line:
+            kept.append(line)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_name(self._path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self._path)
+
+
+def _names(entry: str) -> list[str]:
+    """The host names of one known_hosts line (after an optional @marker)."""
+    fields = entry.split()
+    if fields and fields[0].startswith("@"):
+        fields = fields[1:]
+    if not fields or fields[0].startswith("#"):
+        return []
+    return fields[0].split(",")

@@ -1,0 +1,268 @@
+// The release console: flowchart, host table, log console, progress bar and actions,
+// kept live through the shared event client. A reload shows the snapshot from the API and
+// continues from the snapshot's seq (or replays the topic when the API gives none: the
+// model skips what it already has).
+import { get, post } from "./api.js";
+import { EventClient } from "./events.js";
+import { t } from "./i18n.js";
+import { $, applyRole, el, fmtDuration, fmtTime, shortSha, showError, stateLabel,
+  toMs } from "./util.js";
+import { LogConsole } from "./release/console.js";
+import { FlowGraph } from "./release/graph.js";
+import { ACTIVE, ReleaseModel } from "./release/model.js";
+import { Progress } from "./release/progress.js";
+import { HostTable } from "./release/table.js";
+
+const SLICE_MS = 10;           // event-applying work per task before yielding
+const TERMINAL_RETRY = new Set(["failed", "skipped", "cancelled", "interrupted"]);
+
+class ReleasePage {
+  constructor(root) {
+    this.root = root;
+    this.id = Number(root.dataset.releaseId);
+    this.model = new ReleaseModel(this.id);
+    this.queue = [];
+    this.queueHead = 0;
+    this.pumping = false;
+    this.framePending = false;
+    this.firstRender = false;
+    this.selected = null;
+    this.client = null;
+  }
+
+  async start() {
+    applyRole();
+    let snapshot;
+    try {
+      snapshot = await get(`/api/releases/${this.id}`);
+    } catch (error) {
+      showError(error.message);
+      $("#live-status").hidden = true;
+      return;
+    }
+    this.model.applySnapshot(snapshot);
+    this.log = new LogConsole($("#log"), {
+      releaseId: this.id, title: $("#log-title"), search: $("#log-search"),
+      matches: $("#log-matches"), follow: $("#log-follow"),
+    });
+    this.model.onLog((data) => this.log.append(data));
+    this.progress = new Progress(this.root, this.model);
+    this.table = new HostTable($("#host-table"), this.model, {
+      onSelect: (name) => this.selectHost(name) });
+    this.table.onShown = (shown, total) => {
+      $("#host-shown").textContent = shown === total ? "" : `${shown} / ${total}`;
+    };
+    this.graph = new FlowGraph($("#flow"), this.model, {
+      onHost: (name) => this.selectHost(name, true),
+      onBatch: (batch) => this.filterBatch(batch),
+    });
+    this.bindControls();
+    this.renderNow();
+    this.graph.build();
+    this.markFirstRender();
+    const fromHash = decodeURIComponent((location.hash.match(/host=([^&]+)/) || [])[1] || "");
+    if (fromHash && this.model.hosts.has(fromHash)) this.selectHost(fromHash, true);
+    this.subscribe(typeof snapshot.seq === "number" ? snapshot.seq : 0);
+    setInterval(() => this.tick(), 1000);
+    window.ferryRelease = { model: this.model, graph: this.graph, table: this.table,
+      log: this.log };
+  }
+
+  markFirstRender() {
+    if (this.firstRender) return;
+    this.firstRender = true;
+    requestAnimationFrame(() => {
+      performance.mark("ferry:first-render");
+      document.body.dataset.rendered = "true";
+    });
+  }
+
+  subscribe(after) {
+    this.client = new EventClient({ onStatus: (status) => this.showStatus(status) });
+    this.client.subscribe(`release:${this.id}`, after, (events) => this.enqueue(events));
+  }
+
+  showStatus(status) {
+    const node = $("#live-status");
+    const value = typeof status === "string" ? status : (status && (status.state
+      || status.transport || status.status)) || "";
+    const labels = { websocket: t("live"), ws: t("live"), open: t("live"), live: t("live"),
+      longpoll: t("live (long-polling)"), "long-polling": t("live (long-polling)"),
+      polling: t("live (long-polling)"), connecting: t("reconnecting…"),
+      reconnecting: t("reconnecting…"), closed: t("offline"), offline: t("offline") };
+    node.dataset.status = value;
+    node.textContent = labels[value] || value;
+  }
+
+  enqueue(events) {
+    if (!events || !events.length) return;
+    for (const event of events) this.queue.push(event);
+    this.pump();
+  }
+
+  // Apply queued events in slices of SLICE_MS so a long replay never blocks the page.
+  pump() {
+    if (this.pumping) return;
+    this.pumping = true;
+    const run = () => {
+      const started = performance.now();
+      while (this.queueHead < this.queue.length && performance.now() - started < SLICE_MS) {
+        const end = Math.min(this.queue.length, this.queueHead + 500);
+        this.model.applyEvents(this.queue.slice(this.queueHead, end));
+        this.queueHead = end;
+      }
+      if (this.queueHead >= this.queue.length) {
+        this.queue = [];
+        this.queueHead = 0;
+        this.pumping = false;
+      } else {
+        setTimeout(run, 0);
+      }
+      this.scheduleRender();
+    };
+    run();
+  }
+
+  scheduleRender() {
+    if (this.framePending) return;
+    this.framePending = true;
+    requestAnimationFrame(() => {
+      this.framePending = false;
+      this.renderNow();
+    });
+  }
+
+  renderNow() {
+    const dirty = this.model.takeDirty();
+    if (this.graph) this.graph.update(dirty);
+    this.table.update(dirty.hosts);
+    if (dirty.release || dirty.hosts.size) this.progress.update();
+    if (dirty.release) this.renderHeader();
+    this.log.flush();
+  }
+
+  tick() {
+    if (!ACTIVE.has(this.model.release.state)) return;
+    this.table.paint();
+    this.progress.update();
+    this.renderMeta();
+  }
+
+  renderHeader() {
+    const release = this.model.release;
+    const badge = $("#release-state");
+    badge.dataset.state = release.state;
+    badge.textContent = stateLabel(release.state);
+    this.renderMeta();
+    const banner = $("#pause-banner");
+    banner.hidden = release.state !== "paused";
+    if (!banner.hidden) {
+      banner.textContent = t("Paused after batch {n} — promote to continue.",
+        { n: release.paused_after_batch ?? this.model.currentBatch });
+    }
+    const reason = $("#release-reason");
+    reason.hidden = !release.reason || ACTIVE.has(release.state);
+    reason.textContent = release.reason || "";
+    const active = ACTIVE.has(release.state);
+    $("#btn-promote").hidden = release.state !== "paused";
+    $("#btn-cancel").hidden = !active;
+    const retryable = Object.entries(this.model.counts).some(
+      ([state, n]) => n > 0 && TERMINAL_RETRY.has(state));
+    $("#btn-retry").hidden = active || !retryable;
+    $("#btn-rollback").hidden = active;
+  }
+
+  renderMeta() {
+    const release = this.model.release;
+    const meta = $("#release-meta");
+    const started = toMs(release.started_at);
+    const finished = toMs(release.finished_at);
+    const parts = [
+      el("a", { href: `/projects/${encodeURIComponent(release.project || "")}` },
+        release.project || ""),
+      el("span", { class: "tag" }, release.environment || ""),
+      el("span", null, `${t(release.kind || "deploy")} `, el("b", null, release.ref || ""),
+        release.sha ? ` · ${shortSha(release.sha)}` : ""),
+      el("span", null, release.created_by || ""),
+      started ? el("span", null, `${t("Started")} ${fmtTime(started)}`) : null,
+      started ? el("span", null, `${t("Duration")} ${fmtDuration(
+        release.duration_ms ?? ((finished ?? Date.now()) - started))}`) : null,
+    ].filter(Boolean);
+    meta.replaceChildren(...parts);
+  }
+
+  selectHost(name, reveal = false) {
+    if (!name) return;
+    this.selected = name;
+    this.table.select(name);
+    if (reveal) this.table.reveal(name);
+    this.graph.select(name);
+    this.log.open(name);
+    history.replaceState(null, "", `#host=${encodeURIComponent(name)}`);
+  }
+
+  filterBatch(batch) {
+    const select = $("#host-filter");
+    this.table.setFilter({ batch: this.table.filterBatch === batch ? null : batch,
+      state: select.value });
+  }
+
+  bindControls() {
+    $("#host-filter").addEventListener("change", (event) => {
+      this.table.setFilter({ state: event.target.value });
+    });
+    let timer = null;
+    $("#host-search").addEventListener("input", (event) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.table.setFilter({ text: event.target.value }), 120);
+    });
+    $("#fit-graph").addEventListener("click", () => this.graph.fit());
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => this.graph.resize(), 200);
+    });
+    this.action("#btn-promote", t("Promote this release to the next batch?"),
+      () => post(`/api/releases/${this.id}/promote`));
+    this.action("#btn-cancel", t("Cancel this release? Running steps stop."),
+      () => post(`/api/releases/${this.id}/cancel`));
+    this.action("#btn-retry", t("Retry the hosts that did not succeed?"), async () => {
+      const release = await post(`/api/releases/${this.id}/retry`);
+      location.assign(`/releases/${release.id}`);
+    });
+    this.action("#btn-rollback", t("Roll back to the previous successful release?"), async () => {
+      const release = await post(`/api/releases/${this.id}/rollback`, {});
+      location.assign(`/releases/${release.id}`);
+    });
+  }
+
+  action(selector, question, perform) {
+    const button = $(selector);
+    button.addEventListener("click", async () => {
+      if (!(await confirmDialog(question))) return;
+      button.disabled = true;
+      try {
+        showError("");
+        await perform();
+      } catch (error) {
+        showError(error.message);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+}
+
+/** Ask in the page's <dialog>; resolves true when the user confirms. */
+function confirmDialog(question) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = question;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    $("#confirm-ok").focus();
+  });
+}
+
+new ReleasePage($("#release-page")).start();

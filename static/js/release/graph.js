@@ -1,0 +1,237 @@
+// The flowchart: the local stages, then the hosts (one node per host up to HOST_LIMIT,
+// otherwise one node per batch with live counts). Laid out once with dagre; events only
+// change node data, in one cy.batch() per animation frame.
+import cytoscape from "/vendor/cytoscape/cytoscape.esm.min.mjs";
+import dagre from "/vendor/cytoscape-dagre/cytoscape-dagre.min.mjs";
+import { t } from "../i18n.js";
+import { fmtDuration, stateLabel } from "../util.js";
+import { LOCAL_STAGES } from "./model.js";
+
+cytoscape.use(dagre);
+
+export const HOST_LIMIT = 50;
+const ROWS = 10; // nodes per column before a batch wraps into the next column
+const COLORS = {
+  // state: [fill, text, border]
+  pending: ["#e4e7eb", "#1f2933", "#9aa5b1"],
+  running: ["#2b7bd6", "#ffffff", "#174f8f"],
+  ok: ["#1f9d55", "#ffffff", "#146c3a"],
+  failed: ["#d64545", "#ffffff", "#962d2d"],
+  skipped: ["#e9c46a", "#3d2e00", "#b8923a"],
+  cancelled: ["#7b8794", "#ffffff", "#52606d"],
+  rolled_back: ["#8b5cf6", "#ffffff", "#5b30c9"],
+  interrupted: ["#f0883e", "#ffffff", "#b85d1a"],
+  paused: ["#f5d76e", "#3d2e00", "#b8923a"],
+};
+const GROUP_ORDER = ["ok", "failed", "skipped", "cancelled", "rolled_back", "interrupted",
+  "running", "pending"];
+
+function stylesheet() {
+  const styles = [
+    { selector: "node", style: {
+      shape: "round-rectangle", "font-family": "system-ui, sans-serif", "font-size": 11,
+      label: "data(label)", "text-valign": "center", "text-halign": "center",
+      "border-width": 1, width: 124, height: 26, "text-wrap": "ellipsis",
+      "text-max-width": 116, "background-color": COLORS.pending[0],
+      color: COLORS.pending[1], "border-color": COLORS.pending[2],
+    } },
+    { selector: "node.stage", style: { width: 124, height: 38, "text-wrap": "wrap",
+      "font-size": 11, "font-weight": 600 } },
+    { selector: "node.batch", style: { width: 84, height: 22, "font-size": 10, shape: "tag",
+      "background-color": "#ffffff", color: "#3e4c59", "border-color": "#9aa5b1" } },
+    { selector: "node.group", style: { width: 230, height: 62, "text-wrap": "wrap",
+      "text-max-width": 220, "font-size": 11, "font-weight": 600, color: "#1f2933",
+      "text-background-color": "#ffffff", "text-background-opacity": 0.88,
+      "text-background-padding": 2, "text-background-shape": "round-rectangle",
+      "background-fill": "linear-gradient", "background-gradient-direction": "to-right" } },
+    { selector: "edge", style: { width: 1.2, "line-color": "#9aa5b1",
+      "target-arrow-color": "#9aa5b1", "target-arrow-shape": "triangle",
+      "arrow-scale": 0.7, "curve-style": "bezier" } },
+    { selector: "edge.chain", style: { visibility: "hidden" } },
+    { selector: "node:selected", style: { "border-width": 3, "border-color": "#111827",
+      "underlay-color": "#111827", "underlay-opacity": 0.15, "underlay-padding": 4 } },
+  ];
+  for (const [state, [fill, text, border]] of Object.entries(COLORS)) {
+    styles.push({ selector: `node[state = "${state}"]`, style: {
+      "background-color": fill, color: text, "border-color": border } });
+  }
+  // Groups keep dark text on a white label background whatever their fill.
+  styles.push({ selector: "node.group", style: { color: "#1f2933" } });
+  styles.push({ selector: "node.batch", style: { "background-color": "#ffffff",
+    color: "#3e4c59" } });
+  return styles;
+}
+
+export class FlowGraph {
+  constructor(container, model, { onHost, onBatch }) {
+    this.container = container;
+    this.model = model;
+    this.onHost = onHost;
+    this.onBatch = onBatch;
+    this.cy = null;
+    this.grouped = false;
+  }
+
+  build() {
+    const model = this.model;
+    this.grouped = model.total() > HOST_LIMIT;
+    const nodes = [];
+    const edges = [];
+    const edge = (source, target, cls) => edges.push({ group: "edges",
+      data: { id: `e:${source}>${target}`, source, target }, classes: cls || "" });
+    LOCAL_STAGES.forEach((stage, index) => {
+      nodes.push({ group: "nodes", data: { id: `local:${stage}`, state: "pending",
+        label: t(stage) }, classes: "stage" });
+      if (index) edge(`local:${LOCAL_STAGES[index - 1]}`, `local:${stage}`);
+    });
+    const start = `local:${LOCAL_STAGES[LOCAL_STAGES.length - 1]}`;
+    const batches = model.batches;
+    if (this.grouped) {
+      batches.forEach((names, index) => {
+        const id = `group:${index + 1}`;
+        nodes.push({ group: "nodes", data: { id, batch: index + 1, state: "pending",
+          label: "" }, classes: "group" });
+        if (index < ROWS) edge(start, id);
+        else edge(`group:${index + 1 - ROWS}`, id, "chain");
+      });
+    } else {
+      let from = [start];
+      batches.forEach((names, index) => {
+        let heads = from;
+        if (batches.length > 1) {
+          const id = `batch:${index + 1}`;
+          nodes.push({ group: "nodes", data: { id, batch: index + 1,
+            label: t("Batch {n}/{of}", { n: index + 1, of: batches.length }) },
+          classes: "batch" });
+          for (const source of from) edge(source, id);
+          heads = [id];
+        }
+        names.forEach((name, i) => {
+          nodes.push({ group: "nodes", data: { id: `host:${name}`, host: name,
+            state: "pending", label: name }, classes: "host" });
+          if (i < ROWS) for (const head of heads) edge(head, `host:${name}`);
+          else edge(`host:${names[i - ROWS]}`, `host:${name}`, "chain");
+        });
+        const lastColumn = Math.floor((names.length - 1) / ROWS) * ROWS;
+        from = names.slice(lastColumn).map((name) => `host:${name}`);
+      });
+    }
+    this.cy = cytoscape({
+      container: this.container,
+      elements: [...nodes, ...edges],
+      style: stylesheet(),
+      layout: { name: "preset" },
+      minZoom: 0.15,
+      maxZoom: 2.5,
+      boxSelectionEnabled: false,
+      autoungrabify: true,
+      wheelSensitivity: 0.4,
+      pixelRatio: "auto",
+    });
+    this.cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: 34, edgeSep: 4,
+      animate: false, fit: false }).run();
+    this.fit();
+    this.cy.on("tap", "node.host", (event) => this.onHost(event.target.data("host")));
+    this.cy.on("tap", "node.group, node.batch", (event) => this.onBatch(event.target.data("batch")));
+    this.update({ hosts: new Set(model.order), local: true });
+  }
+
+  fit() {
+    if (!this.cy) return;
+    this.cy.fit(undefined, 16);
+    if (this.cy.zoom() > 1.25) {
+      this.cy.zoom(1.25);
+      this.cy.center();
+    }
+  }
+
+  resize() {
+    if (!this.cy) return;
+    this.cy.resize();
+    this.fit();
+  }
+
+  select(name) {
+    if (!this.cy) return;
+    this.cy.batch(() => {
+      this.cy.$(":selected").unselect();
+      if (name && !this.grouped) this.cy.getElementById(`host:${name}`).select();
+    });
+  }
+
+  update(dirty) {
+    if (!this.cy) return;
+    const model = this.model;
+    this.cy.batch(() => {
+      if (dirty.local) {
+        for (const stage of LOCAL_STAGES) {
+          const entry = model.local[stage] || {};
+          const state = entry.state || "pending";
+          const duration = entry.duration_ms ? `\n${fmtDuration(entry.duration_ms)}` : "";
+          this.cy.getElementById(`local:${stage}`).data({ state,
+            label: `${t(stage)}${state === "skipped" ? `\n${stateLabel(state)}` : duration}` });
+        }
+      }
+      if (!dirty.hosts.size) return;
+      if (!this.grouped) {
+        for (const name of dirty.hosts) {
+          const run = model.hosts.get(name);
+          const node = this.cy.getElementById(`host:${name}`);
+          if (run && node.nonempty() && node.data("state") !== run.state) {
+            node.data("state", run.state);
+          }
+        }
+        return;
+      }
+      const batches = new Set();
+      for (const name of dirty.hosts) {
+        const run = model.hosts.get(name);
+        if (run) batches.add(run.batch);
+      }
+      for (const batch of batches) this.updateGroup(batch);
+    });
+  }
+
+  updateGroup(batch) {
+    const names = this.model.batches[batch - 1] || [];
+    const node = this.cy.getElementById(`group:${batch}`);
+    if (node.empty()) return;
+    const counts = {};
+    for (const name of names) {
+      const state = this.model.hosts.get(name)?.state || "pending";
+      counts[state] = (counts[state] || 0) + 1;
+    }
+    const total = names.length || 1;
+    let state = "pending";
+    if (counts.failed) state = "failed";
+    else if (counts.running) state = "running";
+    else if (counts.ok === names.length) state = "ok";
+    else if (!counts.pending && !counts.running) state = counts.ok ? "ok" : (
+      Object.keys(counts)[0] || "pending");
+    const parts = GROUP_ORDER.filter((s) => counts[s]).map((s) => `${stateLabel(s)} ${counts[s]}`);
+    const lines = [
+      `${t("Batch {n}/{of}", { n: batch, of: this.model.batches.length })} · ${
+        t("{n} hosts", { n: names.length })}`,
+      parts.slice(0, 3).join(" · "),
+      parts.slice(3).join(" · "),
+    ].filter(Boolean);
+    // The fill is a stacked bar of the batch's states, left to right.
+    const colors = [];
+    const stops = [];
+    let at = 0;
+    for (const s of GROUP_ORDER) {
+      if (!counts[s]) continue;
+      const end = at + (100 * counts[s]) / total;
+      colors.push(COLORS[s][0], COLORS[s][0]);
+      stops.push(`${at.toFixed(2)}%`, `${end.toFixed(2)}%`);
+      at = end;
+    }
+    node.data({ state, label: lines.join("\n"), counts });
+    node.style({
+      "background-gradient-stop-colors": colors.join(" "),
+      "background-gradient-stop-positions": stops.join(" "),
+      "border-color": COLORS[state][2],
+      "border-width": state === "failed" ? 3 : 2,
+    });
+  }
+}
