@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    # asyncssh logs every connection at INFO; a fleet deploy would drown Ferry's own lines.
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLevelName(
+        args.log_level)))
     asyncio.run(serve(args))
 
 

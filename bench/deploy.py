@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -82,7 +81,7 @@ async def ferry_deploy(services: Services, parallel: int) -> tuple[dict, float]:
 def hosts_switched(manifest: dict, deploy_path: str, release: str) -> int:
     good = 0
     for host in manifest["hosts"]:
-        link = Path(host["root"]) / deploy_path.removeprefix("/srv/") / "current"
+        link = Path(host["root"]) / "srv" / deploy_path.removeprefix("/srv/") / "current"
         try:
             if os.readlink(link) == f"releases/{release}" and (link / "VERSION").is_file():
                 good += 1
@@ -96,7 +95,19 @@ def run_reference(manifest_path: Path, artifact: Path, parallel: int) -> dict:
         [sys.executable, "-m", "bench.reference_asyncssh", "--manifest", str(manifest_path),
          "--artifact", str(artifact), "--parallel", str(parallel)],
         cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    *problems, last = result.stdout.strip().splitlines()
+    for line in problems[:10]:
+        print(f"reference: {line}", file=sys.stderr)
+    return json.loads(last)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; unlike ru_maxrss it does not inherit the parent's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -121,7 +132,7 @@ async def main(args: argparse.Namespace) -> dict:
                         await services.projects.get("bench"), release["sha"])
                 finally:
                     await services.close()
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss_mb = peak_rss_mb()
             ok = hosts_switched(manifest, "/srv/bench", str(release["id"]))
             reference = run_reference(root / "fleet.json", artifact.path, args.parallel)
         finally:

@@ -1,5 +1,6 @@
 """The yardstick: a minimal asyncssh deploy doing the same host stages as Ferry
-(mkdir, upload, sha256 check, extract, atomic switch) with asyncssh's defaults.
+(mkdir, upload, sha256 check, extract, atomic switch) with asyncssh's defaults: the
+artifact goes to `cat` on the host through asyncssh's own stdin redirection from the file.
 
     python -m bench.reference_asyncssh --manifest fleet.json --artifact app.tar.gz \
         --parallel 100 --deploy-path /srv/bench-ref
@@ -13,9 +14,10 @@ import argparse
 import asyncio
 import hashlib
 import json
-import resource
+import os
 import shlex
 import time
+from pathlib import Path
 
 import asyncssh
 
@@ -25,10 +27,10 @@ async def deploy_host(host: dict, user: str, key: str, known_hosts, artifact: st
     q = shlex.quote
     target = f"{deploy_path}/releases/{release}"
     async with asyncssh.connect(host["address"], host["port"], username=user,
-                                client_keys=[key], known_hosts=known_hosts) as conn:
+                                client_keys=[key], known_hosts=known_hosts,
+                                encoding=None) as conn:
         await conn.run(f"mkdir -p {q(target)}", check=True)
-        async with conn.start_sftp_client() as sftp:
-            await sftp.put(artifact, f"{deploy_path}/app.tar.gz")
+        await conn.run(f"cat > {q(deploy_path)}/app.tar.gz", stdin=artifact, check=True)
         await conn.run(
             f"cd {q(deploy_path)} && echo {q(sha256)}' *app.tar.gz' | sha256sum -c --quiet && "
             f"tar -xzf app.tar.gz -C {q(target)} && "
@@ -37,8 +39,27 @@ async def deploy_host(host: dict, user: str, key: str, known_hosts, artifact: st
     return True
 
 
+def switched(host: dict, deploy_path: str, release: str) -> bool:
+    """The host's `current` points at the release, checked on its own filesystem."""
+    link = Path(host["root"]) / "srv" / deploy_path.removeprefix("/srv/") / "current"
+    try:
+        return os.readlink(link) == f"releases/{release}" and (link / "VERSION").is_file()
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; unlike ru_maxrss it does not inherit the parent's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def main(args: argparse.Namespace) -> dict:
-    manifest = json.loads(open(args.manifest).read())
+    with open(args.manifest) as handle:
+        manifest = json.load(handle)
     known = asyncssh.import_known_hosts("\n".join(
         f"[{h['address']}]:{h['port']} {h['public_key']}" for h in manifest["hosts"]))
     with open(args.artifact, "rb") as handle:
@@ -57,8 +78,10 @@ async def main(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     results = await asyncio.gather(*(one(host) for host in manifest["hosts"]))
     wall = time.perf_counter() - started
-    return {"hosts": len(results), "hosts_ok": sum(results), "wall_s": round(wall, 3),
-            "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    ok = sum(1 for host, done in zip(manifest["hosts"], results, strict=True)
+             if done and switched(host, args.deploy_path, args.release))
+    return {"hosts": len(results), "hosts_ok": ok, "wall_s": round(wall, 3),
+            "rss_mb": round(peak_rss_mb(), 1)}
 
 
 if __name__ == "__main__":

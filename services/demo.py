@@ -72,6 +72,7 @@ class Demo:
             manifest_path.unlink()
         self.fleet = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.fleet", "--hosts", str(self.count),
+            "--name-prefix", "demo",
             "--root", str(self.directory / "fleet"), "--manifest", str(manifest_path),
             cwd=str(ROOT), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
         line = await asyncio.wait_for(self.fleet.stdout.readline(), 120)

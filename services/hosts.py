@@ -13,6 +13,14 @@ from services.settings import Settings
 from services.ssh import SshError, SshService
 from services.store import Store, utcnow
 
+DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> list:
+    """host-2 before host-10."""
+    return [int(part) if part.isdigit() else part for part in DIGITS.split(name)]
+
+
 ADDRESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:%-]{0,252}$")
 USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 JUMP = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.:-]{0,252}(:\d{1,5})?$")
@@ -109,8 +117,8 @@ class HostService:
 
     async def list(self, group: str | None = None) -> list[dict]:
         query = {"groups": group} if group else {}
-        cursor = self.store.hosts.find(query).sort("name", 1)
-        return [public_host(doc) async for doc in cursor]
+        hosts = [public_host(doc) async for doc in self.store.hosts.find(query)]
+        return sorted(hosts, key=lambda host: natural_key(host["name"]))
 
     async def update(self, name: str, body: dict) -> dict:
         changes = self.validate(body, partial=True)
@@ -135,7 +143,8 @@ class HostService:
         if not names and not groups:
             raise Invalid("choose hosts or groups to deploy to")
         query = {"$or": [{"name": {"$in": names}}, {"groups": {"$in": groups}}]}
-        hosts = [doc async for doc in self.store.hosts.find(query).sort("name", 1)]
+        hosts = sorted([doc async for doc in self.store.hosts.find(query)],
+                       key=lambda host: natural_key(host["name"]))
         missing = set(names) - {doc["name"] for doc in hosts}
         if missing:
             raise Invalid(f"unknown host(s): {', '.join(sorted(missing))}")

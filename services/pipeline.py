@@ -187,7 +187,7 @@ class HostPipeline:
     async def upload(self, artifact: Artifact) -> None:
         lines: list[str] = []
         await self.exec("upload", remote.check_artifact(self.deploy_path, artifact.sha256),
-                        collect=lines)
+                        collect=lines, quiet=True)
         if "present" in lines:
             self.record.log(self.name, "upload", f"artifact {artifact.sha256[:12]} already "
                                                  "on host; upload skipped")
@@ -234,11 +234,13 @@ class HostPipeline:
 
     async def exec(self, stage: str, command: str, *, check: bool = True,
                    timeout_s: float | None = None, collect: list[str] | None = None,
-                   ) -> CommandResult:
+                   quiet: bool = False) -> CommandResult:
+        """Run one command on the host; its output goes to the host's log unless quiet."""
         def on_line(line: str) -> None:
             if collect is not None:
                 collect.append(line)
-            self.record.log(self.name, stage, line)
+            if not quiet:
+                self.record.log(self.name, stage, line)
 
         try:
             result = await self.session.run(

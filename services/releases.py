@@ -16,6 +16,7 @@ from services.auth import User
 from services.errors import Conflict, Invalid, NotFound
 from services.git import GitError
 from services.gitrefs import validate_ref
+from services.hosts import natural_key
 from services.records import ReleaseRecord, new_host_run, public_host_run
 from services.release_run import ReleaseRun
 from services.store import utcnow
@@ -216,9 +217,9 @@ class ReleaseService:
         else:
             release = await self._get_doc(release_id)
             hosts = [public_host_run(doc) async for doc in self.store.host_runs.find(
-                {"release_id": release_id}).sort("host", 1)]
+                {"release_id": release_id})]
         result = public_release(release)
-        result["host_runs"] = sorted(hosts, key=lambda run: run["host"])
+        result["host_runs"] = sorted(hosts, key=lambda run: natural_key(run["host"]))
         return result
 
     async def list(self, project: str | None = None, limit: int = 50) -> list[dict]:

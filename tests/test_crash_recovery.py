@@ -51,7 +51,7 @@ async def kill_hard(process: subprocess.Popen) -> None:
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    gone, alive = await asyncio.to_thread(psutil.wait_procs, children, timeout=20)
+    _, alive = await asyncio.to_thread(psutil.wait_procs, children, timeout=20)
     assert not alive, "the embedded database outlived Ferry"
 
 

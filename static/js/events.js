@@ -36,6 +36,11 @@ const WS_OPEN_TIMEOUT_MS = 10000;
 const WS_FAILURES_BEFORE_POLLING = 2;
 const WS_RETRY_WHILE_POLLING_MS = 5 * 60 * 1000;
 
+function toSeq(value) {
+  const number = Math.floor(Number(value));
+  return Number.isFinite(number) && number > 0 ? number : 0;
+}
+
 // Exponential backoff with jitter: between half and all of base * 2^attempt, capped.
 export function backoffDelay(attempt) {
   const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
@@ -67,7 +72,7 @@ export class EventClient {
     let state = this.topics.get(topic);
     const isNew = !state;
     if (isNew) {
-      state = { after: Math.max(0, after | 0), handlers: new Set(), poll: null };
+      state = { after: toSeq(after), handlers: new Set(), poll: null };
       this.topics.set(topic, state);
     }
     state.handlers.add(onEvents);
@@ -267,7 +272,7 @@ export class EventClient {
       this.attempt = 0;
       this.setStatus(STATUS.POLLING);
       this.deliver(topic, body.events);
-      state.after = Math.max(state.after, body.next | 0);
+      state.after = Math.max(state.after, toSeq(body.next));
     }
     if (state.poll === controller) state.poll = null;
   }

@@ -5,8 +5,8 @@
 import { get, post } from "./api.js";
 import { EventClient } from "./events.js";
 import { t } from "./i18n.js";
-import { $, applyRole, el, fmtDuration, fmtTime, shortSha, showError, stateLabel,
-  toMs } from "./util.js";
+import { $, applyRole, confirmDialog, el, fmtDuration, fmtTime, shortSha, showError,
+  stateLabel, statusLabel, toMs } from "./util.js";
 import { LogConsole } from "./release/console.js";
 import { FlowGraph } from "./release/graph.js";
 import { ACTIVE, ReleaseModel } from "./release/model.js";
@@ -78,20 +78,17 @@ class ReleasePage {
   }
 
   subscribe(after) {
-    this.client = new EventClient({ onStatus: (status) => this.showStatus(status) });
+    this.client = new EventClient({
+      onStatus: (status) => this.showStatus(status),
+      onError: (topic, message) => showError(message),
+    });
     this.client.subscribe(`release:${this.id}`, after, (events) => this.enqueue(events));
   }
 
   showStatus(status) {
     const node = $("#live-status");
-    const value = typeof status === "string" ? status : (status && (status.state
-      || status.transport || status.status)) || "";
-    const labels = { websocket: t("live"), ws: t("live"), open: t("live"), live: t("live"),
-      longpoll: t("live (long-polling)"), "long-polling": t("live (long-polling)"),
-      polling: t("live (long-polling)"), connecting: t("reconnecting…"),
-      reconnecting: t("reconnecting…"), closed: t("offline"), offline: t("offline") };
-    node.dataset.status = value;
-    node.textContent = labels[value] || value;
+    node.dataset.status = status;
+    node.textContent = statusLabel(status);
   }
 
   enqueue(events) {
@@ -251,18 +248,6 @@ class ReleasePage {
       }
     });
   }
-}
-
-/** Ask in the page's <dialog>; resolves true when the user confirms. */
-function confirmDialog(question) {
-  const dialog = $("#confirm");
-  $("#confirm-text").textContent = question;
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-    dialog.returnValue = "";
-    dialog.showModal();
-    $("#confirm-ok").focus();
-  });
 }
 
 new ReleasePage($("#release-page")).start();

@@ -134,3 +134,34 @@ export function words(text) {
 export function releaseLink(id, text) {
   return el("a", { href: `/releases/${encodeURIComponent(id)}` }, text ?? `#${id}`);
 }
+
+/** Ask in a <dialog> (the page's #confirm, or one made here); true when confirmed. */
+export function confirmDialog(question) {
+  let dialog = document.getElementById("confirm");
+  if (!dialog) {
+    dialog = el("dialog", { id: "confirm", class: "confirm" },
+      el("form", { method: "dialog" },
+        el("p", { id: "confirm-text" }),
+        el("div", { class: "buttons" },
+          el("button", { type: "submit", value: "cancel" }, t("No")),
+          el("button", { type: "submit", value: "ok", class: "primary", id: "confirm-ok" },
+            t("Yes")))));
+    document.body.append(dialog);
+  }
+  document.getElementById("confirm-text").textContent = question;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    document.getElementById("confirm-ok").focus();
+  });
+}
+
+/** The event client's connection status (events.js STATUS) in words. */
+export function statusLabel(status) {
+  return {
+    connecting: t("connecting…"), live: t("live"), polling: t("live (long-polling)"),
+    offline: t("reconnecting…"), unauthenticated: t("signed out: sign in again"),
+    closed: t("offline"),
+  }[status] || String(status || "");
+}

@@ -110,7 +110,7 @@ async def test_a_hook_failing_on_one_host_fails_only_that_host(api, registered):
     assert runs["host-1"]["state"] == "failed"
     assert "before_release" in runs["host-1"]["reason"] and "7" in runs["host-1"]["reason"]
     assert runs["host-0"]["state"] == runs["host-2"]["state"] == "ok"
-    status, log = await api.get(f"/api/releases/{release['id']}/hosts/host-1/log")
+    _, log = await api.get(f"/api/releases/{release['id']}/hosts/host-1/log")
     assert "migration failed" in [line["line"] for line in log["lines"]]
     assert not os.path.lexists(registered.host_path(1, "/srv/app/current"))
 
@@ -234,5 +234,5 @@ async def test_one_ssh_connection_per_host_per_release(api, registered):
     release = await deploy_and_wait(api, "v1")
     assert release["state"] == "succeeded"
     after = [host.connections_total for host in registered.hosts]
-    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
     assert all(host.commands >= 6 for host in registered.hosts)
