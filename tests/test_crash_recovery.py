@@ -105,3 +105,44 @@ async def test_sigkill_mid_release_leaves_it_interrupted_and_hosts_whole(
         if server.poll() is None:
             server.terminate()
             server.wait(30)
+
+
+async def test_sigterm_stops_gracefully_and_data_survives_a_restart(
+        tmp_path, make_fleet, app_repo):
+    fleet = await make_fleet(4)
+    port = free_port()
+    data_dir = tmp_path / "ferry"
+    server = await start_server(data_dir, port)
+    try:
+        api = await sign_in(port)
+        await register_fleet(api, fleet)
+        await register_project(api, app_repo, hooks={"before_release": "sleep 1"},
+                               strategy={"parallel": 1})
+        release = await deploy(api, "v1")
+        for _ in range(200):
+            _, live = await api.get(f"/api/releases/{release['id']}")
+            if live["counts"].get("running"):
+                break
+            await asyncio.sleep(0.05)
+        children = psutil.Process(server.pid).children(recursive=True)
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.wait, 30) == 0
+        _, alive = await asyncio.to_thread(psutil.wait_procs, children, timeout=10)
+        assert not alive, "the embedded database was left running"
+        for index in range(4):
+            assert_current_is_whole(fleet, index, {f"releases/{release['id']}"})
+
+        server = await start_server(data_dir, port)
+        api = await sign_in(port)
+        status, hosts = await api.get("/api/hosts")
+        assert status == 200 and len(hosts["hosts"]) == 4
+        status, stopped = await api.get(f"/api/releases/{release['id']}")
+        assert stopped["state"] == "interrupted", stopped
+        # The host that was running got the grace period and finished; none was started after.
+        assert stopped["counts"]["ok"] == 1 and stopped["counts"]["pending"] == 3, stopped
+        again = await deploy(api, "v2")
+        assert (await wait_for(api, again["id"]))["state"] == "succeeded"
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(30)

@@ -131,3 +131,45 @@ async def test_a_cookie_session_post_without_xsrf_is_refused(base_url, services)
     response = await client.fetch(base_url + "/api/hosts", method="POST", body="{}",
                                   headers={"Cookie": "ferry_session=x"}, raise_error=False)
     assert response.code == 403
+
+
+async def test_refs_list_branches_and_tags_with_their_commits(api, app_repo):
+    await api.post("/api/projects", {"name": "app", "repo_url": app_repo.url,
+                                     "deploy_path": "/srv/app"})
+    status, refs = await api.get("/api/projects/app/refs")
+    assert status == 200
+    tags = {tag["name"]: tag for tag in refs["tags"]}
+    assert set(tags) == {"v1", "v2", "v3"}
+    assert tags["v2"]["sha"] == app_repo.shas["v2"] and tags["v2"]["subject"] == "Release v2"
+    assert [branch["name"] for branch in refs["branches"]] == ["main"]
+    assert {"author", "date"} <= set(refs["branches"][0])
+
+
+async def test_commits_between_two_refs(api, app_repo):
+    await api.post("/api/projects", {"name": "app", "repo_url": app_repo.url,
+                                     "deploy_path": "/srv/app"})
+    status, body = await api.get(f"/api/projects/app/commits?ref=v3&base={app_repo.shas['v1']}")
+    assert status == 200
+    assert [commit["sha"] for commit in body["commits"]] == [app_repo.shas["v3"],
+                                                             app_repo.shas["v2"]]
+
+
+async def test_trusting_a_fingerprint_the_host_does_not_offer_is_refused(api, make_fleet):
+    fleet = await make_fleet(1)
+    host = fleet.hosts[0]
+    await api.post("/api/hosts", {"name": host.name, "address": host.address,
+                                  "port": host.port})
+    status, scan = await api.post(f"/api/hosts/{host.name}/scan")
+    assert status == 200 and scan["fingerprint"] == host.fingerprint
+    status, body = await api.post(f"/api/hosts/{host.name}/trust",
+                                  {"fingerprint": "SHA256:" + "A" * 43})
+    assert status == 409 and host.fingerprint in body["message"]
+    status, _ = await api.post(f"/api/hosts/{host.name}/trust",
+                               {"fingerprint": scan["fingerprint"]})
+    assert status == 200
+
+
+async def test_scanning_a_host_with_nothing_listening_says_so(api):
+    await api.post("/api/hosts", {"name": "gone", "address": "127.0.9.250", "port": 9})
+    status, body = await api.post("/api/hosts/gone/scan")
+    assert status == 400 and "refused" in body["message"]

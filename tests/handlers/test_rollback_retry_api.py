@@ -125,3 +125,17 @@ async def test_prune_never_removes_the_release_current_points_to(services, fleet
         await session.close()
     assert result.exit_status == 0
     assert sorted(os.listdir(root / "releases")) == ["2", "4", "5"]
+
+
+async def test_auto_rollback_switches_done_hosts_back_when_max_fail_is_exceeded(api, fleet):
+    v1 = await deploy_and_wait(api, "v1")
+    await api.put("/api/projects/app", {"hooks": {
+        "before_release": '[ "$FERRY_HOST" != host-2 ] || exit 1'}})
+    release = await deploy_and_wait(api, "v2", strategy={
+        "parallel": 1, "max_fail": 0, "auto_rollback": True})
+    runs = hosts_by_name(release)
+    assert release["state"] == "rolled_back", release
+    assert [runs[f"host-{i}"]["state"] for i in range(3)] == ["rolled_back", "rolled_back",
+                                                              "failed"]
+    for index in range(3):
+        assert current_target(fleet, index) == f"releases/{v1['id']}"
