@@ -1,0 +1,30 @@
+"""The benchmarks run end to end at tiny sizes and print their final JSON line.
+(No timing is asserted: figures belong in docs/benchmarks.md, not in tests.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(*args: str) -> dict:
+    result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_deploy_bench_deploys_every_host_and_reports_its_figures():
+    figures = run_bench("bench.deploy", "--hosts", "3", "--parallel", "3",
+                        "--artifact-mb", "0.1")
+    assert set(figures) >= {"hosts", "hosts_ok", "wall_s", "reference_wall_s", "ratio",
+                            "per_host_ms", "rss_mb"}
+    assert figures["hosts"] == figures["hosts_ok"] == 3
+    assert figures["reference_hosts_ok"] == 3
