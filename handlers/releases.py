@@ -59,4 +59,10 @@ class ReleaseRollbackHandler(ApiHandler):
 class HostLogHandler(ApiHandler):
     @requires("viewer")
     async def get(self, release_id: str, host: str) -> None:
-        self.write_json(await self.services.releases.host_log(int(release_id), host))
+        try:
+            after = int(self.get_query_argument("after", "0"))
+            limit = int(self.get_query_argument("limit", "5000"))
+        except ValueError:
+            raise UserError(400, "after and limit must be whole numbers") from None
+        self.write_json(await self.services.releases.host_log(int(release_id), host, after,
+                                                              limit))

@@ -104,6 +104,10 @@ class LocalPipeline:
         except StageFailed as error:
             self.record.local_stage(stage, "failed", duration_ms=_ms(started), reason=str(error))
             raise
+        except asyncio.CancelledError:
+            self.record.local_stage(stage, "cancelled", duration_ms=_ms(started),
+                                    reason="cancelled")
+            raise
         except Exception as error:
             self.record.local_stage(stage, "failed", duration_ms=_ms(started), reason=str(error))
             raise StageFailed(f"{stage}: {error}") from error

@@ -40,6 +40,7 @@ class ReleaseRun:
         self.failed = 0
         self.max_fail_hit = False
         self.host_tasks: dict[str, asyncio.Task] = {}
+        self.build_task: asyncio.Task | None = None
 
     # -- values for hooks -------------------------------------------------------------
 
@@ -62,6 +63,8 @@ class ReleaseRun:
 
     def cancel(self) -> None:
         self.cancelled.set()
+        if self.build_task is not None:
+            self.build_task.cancel()
         for task in self.host_tasks.values():
             task.cancel()
 
@@ -99,8 +102,13 @@ class ReleaseRun:
             await self.record.close()
 
     async def build(self) -> Artifact | None:
+        self.build_task = asyncio.create_task(LocalPipeline(self).build(), name="build")
         try:
-            artifact = await LocalPipeline(self).build()
+            artifact = await self.build_task
+        except asyncio.CancelledError:
+            if not self.cancelled.is_set() or not self.build_task.cancelled():
+                raise
+            return None
         except StageFailed as error:
             self.mark_unfinished("skipped", f"not deployed: {error}")
             self.release["reason"] = str(error)

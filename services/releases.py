@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ferry.releases")
 ACTIVE = ("pending", "running", "paused")
+HOST_LOG_PAGE = 5000
 RETRYABLE = ("failed", "skipped", "cancelled", "interrupted", "pending")
 
 
@@ -228,16 +229,24 @@ class ReleaseService:
             "_id", DESCENDING).limit(max(1, min(limit, 500)))
         return [public_release(doc) async for doc in cursor]
 
-    async def host_log(self, release_id: int, host: str) -> dict:
+    async def host_log(self, release_id: int, host: str, after: int = 0,
+                       limit: int = HOST_LOG_PAGE) -> dict:
+        """A page of one host's log: lines numbered after `after`, at most `limit`."""
         await self._get_doc(release_id)
-        lines = []
+        limit = max(1, min(limit, HOST_LOG_PAGE))
+        lines: list[dict] = []
         async for chunk in self.store.host_logs.find(
                 {"release_id": release_id, "host": host}).sort("seq", 1):
-            lines.extend(chunk["lines"])
+            lines.extend(line for line in chunk["lines"] if line["n"] > after)
+            if len(lines) > limit:
+                break
         entry = self.runs.get(release_id)
-        if entry is not None:
-            lines.extend(entry[0].record.pending_log(host))
-        return {"release_id": release_id, "host": host, "lines": lines}
+        if entry is not None and len(lines) <= limit:
+            seen = lines[-1]["n"] if lines else after
+            lines.extend(line for line in entry[0].record.pending_log(host) if line["n"] > seen)
+        page = lines[:limit]
+        return {"release_id": release_id, "host": host, "lines": page,
+                "next": page[-1]["n"] if page else after, "more": len(lines) > limit}
 
     async def last_success(self, project: str, environment: str,
                            before: int | None = None) -> dict | None:

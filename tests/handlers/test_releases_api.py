@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -196,7 +197,6 @@ async def test_cancel_stops_scheduling_and_ends_running_steps(api, make_fleet, a
 
 
 async def wait_for_stage(api, release_id: int, stage: str) -> None:
-    import asyncio
     for _ in range(300):
         _, release = await api.get(f"/api/releases/{release_id}")
         if any(run["stage"] == stage for run in release["host_runs"]):
@@ -236,3 +236,32 @@ async def test_one_ssh_connection_per_host_per_release(api, registered):
     after = [host.connections_total for host in registered.hosts]
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
     assert all(host.commands >= 6 for host in registered.hosts)
+
+
+async def test_cancel_during_the_build_stops_the_release_before_any_host(api, registered):
+    await api.put("/api/projects/app", {"hooks": {"after_checkout": "sleep 30"}})
+    release = await deploy(api, "v1")
+    for _ in range(200):
+        _, live = await api.get(f"/api/releases/{release['id']}")
+        if live["local"].get("after_checkout", {}).get("state") == "running":
+            break
+        await asyncio.sleep(0.05)
+    status, _ = await api.post(f"/api/releases/{release['id']}/cancel")
+    assert status == 202
+    done = await wait_for(api, release["id"], timeout=15)
+    assert done["state"] == "cancelled"
+    assert done["local"]["after_checkout"]["state"] == "cancelled"
+    assert done["counts"]["skipped"] == 3
+    assert sum(host.connections_total for host in registered.hosts) == 6  # scan + trust only
+
+
+async def test_a_host_log_is_read_in_pages(api, registered):
+    await api.put("/api/projects/app", {"hooks": {"before_release": "seq 1 30"}})
+    release = await deploy_and_wait(api, "v1")
+    path = f"/api/releases/{release['id']}/hosts/host-0/log"
+    _, first = await api.get(path + "?limit=10")
+    assert len(first["lines"]) == 10 and first["more"] is True
+    _, rest = await api.get(f"{path}?after={first['next']}&limit=1000")
+    numbers = [line["n"] for line in first["lines"] + rest["lines"]]
+    assert numbers == list(range(1, len(numbers) + 1)) and rest["more"] is False
+    assert [line["line"] for line in rest["lines"] if line["stage"] == "before_release"][-1] == "30"
