@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.access import UserError, public, requires
-from handlers.base import SESSION_COOKIE, ApiHandler, BaseHandler
+from handlers.base import SESSION_COOKIE, ApiHandler, BaseHandler, same_site_path
 
 
 class LoginHandler(BaseHandler):
@@ -26,11 +26,7 @@ class LoginHandler(BaseHandler):
         self.redirect(self._next_url())
 
     def _next_url(self) -> str:
-        # Only same-site paths: "//evil.example" and "/\\evil" would leave the site.
-        target = self.get_argument("next", "/")
-        if not target.startswith("/") or target.startswith(("//", "/\\")):
-            return "/"
-        return target
+        return same_site_path(self.get_argument("next", "/"))
 
 
 class LogoutHandler(BaseHandler):

@@ -20,32 +20,31 @@ tornado.locale.load_translations(str(LOCALE_DIR))
 
 # Strings the page scripts show; the page hands them over translated (see js/i18n.js).
 JS_STRINGS = (
-    # states
+    # states and kinds (shown through t(state))
     "pending", "running", "paused", "ok", "failed", "skipped", "cancelled", "rolled_back",
     "interrupted", "succeeded", "deploy", "retry", "rollback",
-    # stages
+    # stages (shown through t(stage))
     "before_checkout", "checkout", "after_checkout", "package", "upload", "extract",
     "before_release", "release", "after_release", "verify", "prune",
     # release page
-    "Batch {n}/{of}", "{n} hosts", "{done} of {total} hosts done", "ETA {eta}",
-    "Paused after batch {n} — promote to continue.", "No host selected",
+    "Batch {n}/{of}", "{n} host", "{n} hosts", "hosts {from}\u2013{to} of {total}",
+    "{done} of {total} hosts done", "ETA {eta}",
+    "Paused after batch {n} — promote to continue.",
     "Click a host in the flowchart or the table to see its log.", "Log of {host}",
-    "{n} earlier lines not shown", "Follow ({n} new)", "no matches", "{n} matches",
+    "{n} earlier lines not shown", "Follow ({n} new)", "no matches", "{n} match", "{n} matches",
     "Promote this release to the next batch?", "Cancel this release? Running steps stop.",
     "Roll back to the previous successful release?", "Retry the hosts that did not succeed?",
-    "live", "live (long-polling)", "reconnecting…", "offline",
-    "Loading…", "Nothing yet.", "no reason given", "Duration", "Started", "Finished",
-    "Released {sha}", "local",
+    "connecting…", "live", "live (long-polling)", "reconnecting…", "offline",
+    "signed out: sign in again", "Loading…", "Nothing yet.", "Duration", "Started", "local",
     # generic
-    "Network error: {error}", "Saved.", "Deleted.", "Delete host {name}?",
-    "Delete project {name}?", "Never", "none", "{n} selected",
+    "Network error: {error}", "sign in first", "Saved.", "Deleted.", "Delete host {name}?",
+    "Delete project {name}?", "Never", "none", "all", "{n} selected", "Yes", "No", "Save",
     # hosts page
-    "Scan key", "Trust key", "Edit", "Delete", "trusted", "not trusted",
-    "Line {n}: {error}", "expected: name address[:port] user groups…", "Imported {n} hosts.",
-    "Scanning {n} hosts…", "Trust these {n} keys", "Trusted {n} keys.",
-    "Key of {host}: {type} {fingerprint}",
+    "Scan key", "Trust key", "Edit", "Delete", "trusted", "not trusted", "Add a host",
+    "Add host", "Line {n}: {error}", "expected: name address[:port] user groups…",
+    "Imported {n} hosts.", "Trust these {n} keys", "Trusted {n} keys.",
     # project and new release pages
-    "Branches", "Tags", "No commits.", "Commits between {base} and {ref}",
+    "Branches", "Tags", "Recent commits", "No commits.", "Commits between {base} and {ref}",
     "First release of this project: recent commits of {ref}",
     "Deployed now: {sha} (release {id})", "no hosts selected",
     "Start release", "Starting…", "{n} hosts in {b} batches",

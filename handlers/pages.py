@@ -14,7 +14,7 @@ import tornado.escape
 import tornado.web
 
 from handlers.access import UserError, public, requires
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, same_site_path
 from handlers.locale import LOCALE_COOKIE, cookie_locale, translations
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
@@ -22,30 +22,8 @@ VENDOR_DIRS = {
     "cytoscape": NODE_MODULES / "cytoscape" / "dist",
     "cytoscape-dagre": NODE_MODULES / "cytoscape-dagre" / "dist",
 }
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
-
-
-def same_site_path(target: str | None) -> str:
-    """`target` when it is a path on this site, else "/" (no open redirects)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return "/"
-    return target
-
-
 class PageHandler(BaseHandler):
-    """Security headers, the chosen language, the XSRF cookie and the translated strings."""
-
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header("Cache-Control", "no-store")
-
-    def get_user_locale(self) -> tornado.locale.Locale | None:
-        return cookie_locale(self.get_cookie(LOCALE_COOKIE))
+    """The XSRF cookie and the translated strings for the page's scripts."""
 
     def render_page(self, template: str, **kwargs: Any) -> None:
         self.xsrf_token  # noqa: B018 — sets the _xsrf cookie the scripts send back

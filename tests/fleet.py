@@ -290,9 +290,13 @@ class _ExecSession(asyncssh.SSHServerSession):
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
             return
-        if data:
-            self._chan.write(data, datatype)
-        else:
+        if data and not self._closed:
+            try:
+                self._chan.write(data, datatype)
+            except BrokenPipeError:  # the client went away mid-command: drop the output
+                self._closed = True
+                self._shutdown()
+        elif not data:
             self._close_out(fd)
             self._maybe_exit()
 

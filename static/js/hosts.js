@@ -120,8 +120,8 @@ async function remove(host) {
   if (!(await confirmDialog(t("Delete host {name}?", { name: host.name })))) return;
   await guarded(async () => {
     await del(`/api/hosts/${encodeURIComponent(host.name)}`);
-    showNotice(t("Deleted."));
     await load();
+    showNotice(t("Deleted."));
   });
 }
 
@@ -162,8 +162,8 @@ async function importHosts(event) {
     if (!batch.length) return;
     const { hosts: created } = await post("/api/hosts", { hosts: batch });
     form.lines.value = "";
-    showNotice(t("Imported {n} hosts.", { n: created.length }));
     await load();
+    showNotice(t("Imported {n} hosts.", { n: created.length }));
   });
 }
 
@@ -177,9 +177,9 @@ async function saveHost(event) {
     } else {
       await post("/api/hosts", body);
     }
-    showNotice(t("Saved."));
     stopEditing();
     await load();
+    showNotice(t("Saved."));
   });
 }
 
@@ -247,9 +247,9 @@ async function trust(names) {
   await Promise.all([worker(), worker(), worker(), worker()]);
   renderScans();
   if (!scanned.size) $("#scan-results").hidden = true;
+  await load();
   if (errors.length) showError(errors.join("\n"));
   if (trusted) showNotice(t("Trusted {n} keys.", { n: trusted }));
-  await load();
 }
 
 applyRole();

@@ -21,6 +21,11 @@ export function t(key, params) {
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : match);
 }
 
+/** `singular` or `plural` by `n` (English rules; the translations need no more). */
+export function tn(singular, plural, n, params) {
+  return t(n === 1 ? singular : plural, { n, ...params });
+}
+
 /** The language of the page, e.g. "zh-CN". */
 export function lang() {
   return document.documentElement.lang || "en";

@@ -1,7 +1,7 @@
 // New release: pick a ref (with its subject and author), the hosts by group, and a
 // strategy; see the commits between what is deployed and the target; start it.
 import { get, post } from "./api.js";
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 import { $, $$, applyRole, clear, el, fmtTime, guarded, shortSha, showError } from "./util.js";
 
 const root = $("#new-release-page");
@@ -124,7 +124,7 @@ function renderGroups() {
     });
     box.append(el("details", { class: "group-box", open: members.length <= 12 },
       el("summary", null, groupBox, el("b", null, group || t("none")),
-        el("span", { class: "muted" }, t("{n} hosts", { n: members.length }))),
+        el("span", { class: "muted" }, tn("{n} host", "{n} hosts", members.length))),
       list));
   }
   if (!allHosts.length) box.append(el("p", { class: "muted" }, t("none")));

@@ -8,7 +8,6 @@ import { t } from "./i18n.js";
 import { $, applyRole, confirmDialog, el, fmtDuration, fmtTime, shortSha, showError,
   stateLabel, statusLabel, toMs } from "./util.js";
 import { LogConsole } from "./release/console.js";
-import { FlowGraph } from "./release/graph.js";
 import { ACTIVE, ReleaseModel } from "./release/model.js";
 import { Progress } from "./release/progress.js";
 import { HostTable } from "./release/table.js";
@@ -28,10 +27,14 @@ class ReleasePage {
     this.firstRender = false;
     this.selected = null;
     this.client = null;
+    this.graph = null;
+    this.stats = { maxSliceMs: 0, maxRenderMs: 0, renders: 0 };
   }
 
   async start() {
     applyRole();
+    // The flowchart library loads while the snapshot is fetched.
+    const graphModule = import("./release/graph.js");
     let snapshot;
     try {
       snapshot = await get(`/api/releases/${this.id}`);
@@ -40,6 +43,7 @@ class ReleasePage {
       $("#live-status").hidden = true;
       return;
     }
+    performance.mark("ferry:snapshot");
     this.model.applySnapshot(snapshot);
     this.log = new LogConsole($("#log"), {
       releaseId: this.id, title: $("#log-title"), search: $("#log-search"),
@@ -52,20 +56,32 @@ class ReleasePage {
     this.table.onShown = (shown, total) => {
       $("#host-shown").textContent = shown === total ? "" : `${shown} / ${total}`;
     };
-    this.graph = new FlowGraph($("#flow"), this.model, {
-      onHost: (name) => this.selectHost(name, true),
-      onBatch: (batch) => this.filterBatch(batch),
-    });
     this.bindControls();
     this.renderNow();
-    this.graph.build();
+    this.stats.snapshotRenderMs = Math.round(performance.now()
+      - performance.getEntriesByName("ferry:snapshot")[0].startTime);
+    // The table and the progress bar are on screen now; the flowchart comes in its own
+    // task so that no single task holds the main thread for long.
+    try {
+      const { FlowGraph } = await graphModule;
+      await nextTask();
+      const graph = new FlowGraph($("#flow"), this.model, {
+        onHost: (name) => this.selectHost(name, true),
+        onGroup: (names, title) => this.filterGroup(names, title),
+      });
+      this.graph = graph;
+      this.stats.graphBuildMs = await graph.build();
+    } catch (error) {
+      showError(`flowchart: ${error.message}`);
+    }
+    performance.mark("ferry:graph");
     this.markFirstRender();
     const fromHash = decodeURIComponent((location.hash.match(/host=([^&]+)/) || [])[1] || "");
     if (fromHash && this.model.hosts.has(fromHash)) this.selectHost(fromHash, true);
     this.subscribe(typeof snapshot.seq === "number" ? snapshot.seq : 0);
     setInterval(() => this.tick(), 1000);
     window.ferryRelease = { model: this.model, graph: this.graph, table: this.table,
-      log: this.log };
+      log: this.log, stats: this.stats };
   }
 
   markFirstRender() {
@@ -108,6 +124,7 @@ class ReleasePage {
         this.model.applyEvents(this.queue.slice(this.queueHead, end));
         this.queueHead = end;
       }
+      this.stats.maxSliceMs = Math.max(this.stats.maxSliceMs, performance.now() - started);
       if (this.queueHead >= this.queue.length) {
         this.queue = [];
         this.queueHead = 0;
@@ -130,12 +147,15 @@ class ReleasePage {
   }
 
   renderNow() {
+    const started = performance.now();
     const dirty = this.model.takeDirty();
     if (this.graph) this.graph.update(dirty);
     this.table.update(dirty.hosts);
     if (dirty.release || dirty.hosts.size) this.progress.update();
     if (dirty.release) this.renderHeader();
     this.log.flush();
+    this.stats.renders += 1;
+    this.stats.maxRenderMs = Math.max(this.stats.maxRenderMs, performance.now() - started);
   }
 
   tick() {
@@ -193,15 +213,19 @@ class ReleasePage {
     this.selected = name;
     this.table.select(name);
     if (reveal) this.table.reveal(name);
-    this.graph.select(name);
+    if (this.graph) this.graph.select(name);
     this.log.open(name);
     history.replaceState(null, "", `#host=${encodeURIComponent(name)}`);
   }
 
-  filterBatch(batch) {
-    const select = $("#host-filter");
-    this.table.setFilter({ batch: this.table.filterBatch === batch ? null : batch,
-      state: select.value });
+  /** Show only a group's hosts in the table (a batch or group node was clicked). */
+  filterGroup(names, title) {
+    const chip = $("#group-filter");
+    const same = chip.dataset.title === title && !chip.hidden;
+    this.table.setFilter({ names: same ? null : new Set(names) });
+    chip.hidden = same;
+    chip.dataset.title = same ? "" : title;
+    chip.textContent = same ? "" : `${title} ✕`;
   }
 
   bindControls() {
@@ -213,11 +237,14 @@ class ReleasePage {
       clearTimeout(timer);
       timer = setTimeout(() => this.table.setFilter({ text: event.target.value }), 120);
     });
-    $("#fit-graph").addEventListener("click", () => this.graph.fit());
+    $("#fit-graph").addEventListener("click", () => this.graph?.fit());
+    $("#group-filter").addEventListener("click", () => {
+      this.filterGroup([], $("#group-filter").dataset.title);
+    });
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(() => this.graph.resize(), 200);
+      resizeTimer = setTimeout(() => this.graph?.resize(), 200);
     });
     this.action("#btn-promote", t("Promote this release to the next batch?"),
       () => post(`/api/releases/${this.id}/promote`));
@@ -248,6 +275,10 @@ class ReleasePage {
       }
     });
   }
+}
+
+function nextTask() {
+  return new Promise((resolve) => { setTimeout(resolve, 0); });
 }
 
 new ReleasePage($("#release-page")).start();

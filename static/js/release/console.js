@@ -3,7 +3,7 @@
 // pauses while the user reads further up, and search. At most MAX_DOM lines are in the
 // DOM; at most MAX_LINES are kept in memory.
 import { get } from "../api.js";
-import { t } from "../i18n.js";
+import { t, tn } from "../i18n.js";
 import { clear, el } from "../util.js";
 import { renderAnsi, stripAnsi } from "../ansi.js";
 
@@ -120,7 +120,14 @@ export class LogConsole {
       const drop = this.lines.length - MAX_LINES;
       for (const old of this.lines.splice(0, drop)) this.seen.delete(old.n);
     }
-    if (live) this.pending.push(line);
+    if (live) {
+      this.pending.push(line);
+      // A hidden tab gets no animation frames: past a screenful, redraw from `lines`.
+      if (this.pending.length > MAX_DOM) {
+        this.pending = [];
+        this.needsRedraw = true;
+      }
+    }
   }
 
   /** Draw what arrived since the last frame. */
@@ -223,7 +230,7 @@ export class LogConsole {
     }
     let count = 0;
     for (const line of this.lines) if (this.match(line)) count += 1;
-    this.matchesNode.textContent = count ? t("{n} matches", { n: count }) : t("no matches");
+    this.matchesNode.textContent = count ? tn("{n} match", "{n} matches", count) : t("no matches");
   }
 
   updateFollow() {

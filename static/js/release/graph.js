@@ -3,7 +3,7 @@
 // change node data, in one cy.batch() per animation frame.
 import cytoscape from "/vendor/cytoscape/cytoscape.esm.min.mjs";
 import dagre from "/vendor/cytoscape-dagre/cytoscape-dagre.min.mjs";
-import { t } from "../i18n.js";
+import { t, tn } from "../i18n.js";
 import { fmtDuration, stateLabel } from "../util.js";
 import { LOCAL_STAGES } from "./model.js";
 
@@ -11,6 +11,8 @@ cytoscape.use(dagre);
 
 export const HOST_LIMIT = 50;
 const ROWS = 10; // nodes per column before a batch wraps into the next column
+const GROUP_ROWS = 5; // group nodes are taller: fewer a column
+const CHUNK = 50; // hosts per group node when grouped: a big batch becomes several nodes
 const COLORS = {
   // state: [fill, text, border]
   pending: ["#e4e7eb", "#1f2933", "#9aa5b1"],
@@ -62,18 +64,32 @@ function stylesheet() {
   return styles;
 }
 
+function nextTask() {
+  return new Promise((resolve) => { setTimeout(resolve, 0); });
+}
+
 export class FlowGraph {
-  constructor(container, model, { onHost, onBatch }) {
+  constructor(container, model, { onHost, onGroup }) {
     this.container = container;
     this.model = model;
     this.onHost = onHost;
-    this.onBatch = onBatch;
+    this.onGroup = onGroup;
+    this.groups = [];
+    this.groupOf = new Map();
     this.cy = null;
     this.grouped = false;
   }
 
-  build() {
+  /** Create, lay out and colour the chart, in three tasks (none holds the page long). */
+  async build() {
     const model = this.model;
+    const timings = {};
+    let mark = performance.now();
+    const lap = (name) => {
+      const now = performance.now();
+      timings[name] = Math.round(now - mark);
+      mark = now;
+    };
     this.grouped = model.total() > HOST_LIMIT;
     const nodes = [];
     const edges = [];
@@ -87,12 +103,22 @@ export class FlowGraph {
     const start = `local:${LOCAL_STAGES[LOCAL_STAGES.length - 1]}`;
     const batches = model.batches;
     if (this.grouped) {
+      this.groups = [];
+      this.groupOf = new Map();
       batches.forEach((names, index) => {
-        const id = `group:${index + 1}`;
-        nodes.push({ group: "nodes", data: { id, batch: index + 1, state: "pending",
+        for (let at = 0; at < names.length; at += CHUNK) {
+          const group = { id: `group:${this.groups.length + 1}`, batch: index + 1,
+            names: names.slice(at, at + CHUNK), from: at + 1,
+            to: Math.min(at + CHUNK, names.length), size: names.length };
+          for (const name of group.names) this.groupOf.set(name, this.groups.length);
+          this.groups.push(group);
+        }
+      });
+      this.groups.forEach((group, index) => {
+        nodes.push({ group: "nodes", data: { id: group.id, index, state: "pending",
           label: "" }, classes: "group" });
-        if (index < ROWS) edge(start, id);
-        else edge(`group:${index + 1 - ROWS}`, id, "chain");
+        if (index < GROUP_ROWS) edge(start, group.id);
+        else edge(this.groups[index - GROUP_ROWS].id, group.id, "chain");
       });
     } else {
       let from = [start];
@@ -116,24 +142,83 @@ export class FlowGraph {
         from = names.slice(lastColumn).map((name) => `host:${name}`);
       });
     }
+    this.container.classList.add("flow-pending");
     this.cy = cytoscape({
       container: this.container,
-      elements: [...nodes, ...edges],
       style: stylesheet(),
       layout: { name: "preset" },
       minZoom: 0.15,
       maxZoom: 2.5,
       boxSelectionEnabled: false,
       autoungrabify: true,
-      wheelSensitivity: 0.4,
       pixelRatio: "auto",
     });
+    lap("create");
+    await nextTask();
+    mark = performance.now();
+    this.cy.add([...nodes, ...edges]);
+    lap("add");
+    await nextTask();
+    mark = performance.now();
     this.cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: 34, edgeSep: 4,
       animate: false, fit: false }).run();
+    this.orderColumns();
     this.fit();
+    lap("layout");
+    await nextTask();
+    mark = performance.now();
     this.cy.on("tap", "node.host", (event) => this.onHost(event.target.data("host")));
-    this.cy.on("tap", "node.group, node.batch", (event) => this.onBatch(event.target.data("batch")));
+    this.cy.on("tap", "node.batch", (event) => {
+      const batch = event.target.data("batch");
+      this.onGroup(this.model.batches[batch - 1] || [],
+        t("Batch {n}/{of}", { n: batch, of: this.model.batches.length }));
+    });
+    this.cy.on("tap", "node.group", (event) => {
+      const group = this.groups[event.target.data("index")];
+      this.onGroup(group.names, this.groupTitle(group));
+    });
     this.update({ hosts: new Set(model.order), local: true });
+    this.container.classList.remove("flow-pending");
+    this.watchPageLayout();
+    lap("colour");
+    return timings;
+  }
+
+  // Dagre orders the nodes of a column to reduce crossings, which can turn a batch
+  // upside down; put each column back in order (same slots, sorted). Group columns are
+  // also top-aligned, so a short last column starts at the first row.
+  orderColumns() {
+    const columns = new Map();
+    this.cy.nodes(".host, .group").forEach((node, index) => {
+      const x = Math.round(node.position("x"));
+      if (!columns.has(x)) columns.set(x, []);
+      columns.get(x).push({ node, index });
+    });
+    const slotsOf = (members) => members.map((m) => m.node.position("y")).sort((a, b) => a - b);
+    let rows = [];
+    for (const members of columns.values()) {
+      if (members.length > rows.length) rows = slotsOf(members);
+    }
+    for (const members of columns.values()) {
+      const ys = this.grouped ? rows : slotsOf(members);
+      members.sort((a, b) => a.index - b.index);
+      members.forEach((m, i) => m.node.position({ x: m.node.position("x"), y: ys[i] }));
+    }
+  }
+
+  // Cytoscape maps clicks with a cached position of its container, refreshed on window
+  // resize and scroll only; a banner appearing above the chart moves it, so tell it.
+  watchPageLayout() {
+    let pending = false;
+    const observer = new ResizeObserver(() => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        this.cy.resize();
+      });
+    });
+    observer.observe(this.container.closest("main") || document.body);
   }
 
   fit() {
@@ -183,18 +268,28 @@ export class FlowGraph {
         }
         return;
       }
-      const batches = new Set();
+      const groups = new Set();
       for (const name of dirty.hosts) {
-        const run = model.hosts.get(name);
-        if (run) batches.add(run.batch);
+        const index = this.groupOf.get(name);
+        if (index !== undefined) groups.add(index);
       }
-      for (const batch of batches) this.updateGroup(batch);
+      for (const index of groups) this.updateGroup(index);
     });
   }
 
-  updateGroup(batch) {
-    const names = this.model.batches[batch - 1] || [];
-    const node = this.cy.getElementById(`group:${batch}`);
+  groupTitle(group) {
+    const batch = t("Batch {n}/{of}", { n: group.batch, of: this.model.batches.length });
+    if (group.from === 1 && group.to === group.size) {
+      return `${batch} · ${tn("{n} host", "{n} hosts", group.size)}`;
+    }
+    return `${batch} · ${t("hosts {from}–{to} of {total}",
+      { from: group.from, to: group.to, total: group.size })}`;
+  }
+
+  updateGroup(index) {
+    const group = this.groups[index];
+    const names = group.names;
+    const node = this.cy.getElementById(group.id);
     if (node.empty()) return;
     const counts = {};
     for (const name of names) {
@@ -210,8 +305,7 @@ export class FlowGraph {
       Object.keys(counts)[0] || "pending");
     const parts = GROUP_ORDER.filter((s) => counts[s]).map((s) => `${stateLabel(s)} ${counts[s]}`);
     const lines = [
-      `${t("Batch {n}/{of}", { n: batch, of: this.model.batches.length })} · ${
-        t("{n} hosts", { n: names.length })}`,
+      this.groupTitle(group),
       parts.slice(0, 3).join(" · "),
       parts.slice(3).join(" · "),
     ].filter(Boolean);

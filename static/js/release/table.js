@@ -21,7 +21,7 @@ export class HostTable {
     this.sortDir = 1;
     this.filterState = "";
     this.filterText = "";
-    this.filterBatch = null;
+    this.filterNames = null;  // a Set of host names (a group clicked in the flowchart)
     this.selected = null;
     this.needsView = true;
     this.onShown = null;
@@ -56,10 +56,10 @@ export class HostTable {
     }
   }
 
-  setFilter({ state, text, batch }) {
+  setFilter({ state, text, names }) {
     if (state !== undefined) this.filterState = state;
     if (text !== undefined) this.filterText = text.trim().toLowerCase();
-    if (batch !== undefined) this.filterBatch = batch;
+    if (names !== undefined) this.filterNames = names;
     this.body.scrollTop = 0;
     this.refresh();
   }
@@ -93,7 +93,7 @@ export class HostTable {
 
   matches(run) {
     if (this.filterState && run.state !== this.filterState) return false;
-    if (this.filterBatch && run.batch !== this.filterBatch) return false;
+    if (this.filterNames && !this.filterNames.has(run.host)) return false;
     if (this.filterText) {
       const hay = `${run.host} ${run.reason || ""} ${run.stage || ""}`.toLowerCase();
       if (!hay.includes(this.filterText)) return false;
@@ -152,8 +152,12 @@ export class HostTable {
       }
       const name = this.view[first + i];
       const run = this.model.hosts.get(name);
-      row.hidden = false;
-      row.style.transform = `translateY(${(first + i) * ROW_HEIGHT}px)`;
+      if (row.hidden) row.hidden = false;
+      const top = (first + i) * ROW_HEIGHT;
+      if (row._top !== top) {
+        row._top = top;
+        row.style.transform = `translateY(${top}px)`;
+      }
       this.fill(row, run, now);
     }
   }
@@ -182,8 +186,11 @@ export class HostTable {
     setText(reason, run.reason || "");
     if (reason.title !== (run.reason || "")) reason.title = run.reason || "";
     const selected = run.host === this.selected;
-    if (row.classList.contains("selected") !== selected) row.classList.toggle("selected", selected);
-    row.setAttribute("aria-selected", selected ? "true" : "false");
+    if (row._selected !== selected) {
+      row._selected = selected;
+      row.classList.toggle("selected", selected);
+      row.setAttribute("aria-selected", selected ? "true" : "false");
+    }
   }
 
   onKey(event) {
