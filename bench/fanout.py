@@ -2,12 +2,15 @@
 
     python -m bench.fanout --clients 1000 --rate 2000 --seconds 10
 
-Runs the embedded database and Ferry (Services + the real /ws handler) in this
-process and the subscribers in another (bench/fanout_clients.py: lean asyncio
-clients). Phase 1 publishes through the EventBus (batched frames, one per client per
+Starts the embedded database (a child process), runs Ferry (Services and the real
+/ws handler) in this process and the subscribers in another (bench/fanout_clients.py:
+lean asyncio clients). Phase 1 publishes through the EventBus (batched frames, one per client per
 tick). Phase 2 sends the same load through a naive broadcaster, the textbook way:
 `write_message` per event per client, futures ignored (Tornado's websocket demo).
-Every event carries the time it was due; latency is receive time minus that.
+Every event carries the time it was due; latency is receive time minus that. Each
+phase publishes for S seconds of wall time (+0.5 s): the naive one gets through only
+part of the schedule (its "published" says how much), and its latency counts how late
+its events were, so naive_p99_ms is a lower bound of what the full load would cost it.
 
 Final line, JSON: {"clients", "published", "delivered", "lost", "p50_ms", "p99_ms",
 "naive_p99_ms", "rss_mb"} (rss_mb: this process's peak RSS during phase 1). A line
@@ -76,15 +79,18 @@ class Clients:
 
 
 async def publish_at_rate(rate: float, seconds: float, line: str, publish) -> int:
-    """Call `publish(seq, due)` for each event as it falls due; returns how many."""
+    """Call `publish(seq, due, line)` for each event as it falls due, stopping half a
+    second after the last one was due; returns how many were published (fewer than
+    rate x seconds if it fell behind)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
+    stop = start + seconds + 0.5
     wall_start = time.time()
     total = int(rate * seconds)
     sent = 0
-    while sent < total:
+    while sent < total and loop.time() < stop:
         due_now = min(total, int((loop.time() - start) * rate) + 1)
-        while sent < due_now:
+        while sent < due_now and loop.time() < stop:
             sent += 1
             await publish(sent, wall_start + (sent - 1) / rate, line)
         await asyncio.sleep(0.001)
@@ -92,9 +98,12 @@ async def publish_at_rate(rate: float, seconds: float, line: str, publish) -> in
 
 
 class RssPeak:
+    """Peak RSS of this process while running, and the CPU seconds it used."""
+
     def __init__(self) -> None:
         self.process = psutil.Process()
         self.peak = self.process.memory_info().rss
+        self.cpu = sum(self.process.cpu_times()[:2])
         self._task = asyncio.get_running_loop().create_task(self._sample())
 
     async def _sample(self) -> None:
@@ -102,10 +111,11 @@ class RssPeak:
             self.peak = max(self.peak, self.process.memory_info().rss)
             await asyncio.sleep(0.25)
 
-    def stop(self) -> float:
+    def stop(self) -> dict:
         self._task.cancel()
         self.peak = max(self.peak, self.process.memory_info().rss)
-        return round(self.peak / 2**20, 1)
+        return {"rss_mb": round(self.peak / 2**20, 1),
+                "server_cpu_s": round(sum(self.process.cpu_times()[:2]) - self.cpu, 1)}
 
 
 async def bus_phase(args: argparse.Namespace, url: str, data_dir: Path) -> dict:
@@ -134,8 +144,8 @@ async def bus_phase(args: argparse.Namespace, url: str, data_dir: Path) -> dict:
                                           publish)
         publish_s = time.monotonic() - started
         totals = await clients.totals(published)
-        return {**totals, "published": published, "publish_s": round(publish_s, 2),
-                "rss_mb": rss.stop()}
+        return {**totals, **rss.stop(), "published": published,
+                "publish_s": round(publish_s, 2)}
     finally:
         server.stop()
         await services.events.close_clients()
@@ -185,8 +195,8 @@ async def naive_phase(args: argparse.Namespace) -> dict:
                                           publish)
         publish_s = time.monotonic() - started
         totals = await clients.totals(published)
-        return {**totals, "published": published, "publish_s": round(publish_s, 2),
-                "rss_mb": rss.stop()}
+        return {**totals, **rss.stop(), "published": published,
+                "publish_s": round(publish_s, 2)}
     finally:
         server.stop()
         for waiter in list(waiters):

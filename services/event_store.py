@@ -22,6 +22,8 @@ import logging
 import uuid
 from typing import Any
 
+import bson
+from bson.errors import InvalidDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.operations import UpdateOne
 
@@ -72,6 +74,13 @@ class EventStore:
             try:
                 await self.collection.insert_many(batch, ordered=True)
                 stored, consumed = batch, len(batch)
+            except InvalidDocument:          # data BSON cannot hold: store it as text
+                for doc in batch:
+                    try:
+                        bson.encode(doc)
+                    except InvalidDocument:
+                        _sanitize(doc)     # a second time, every event: then it encodes
+                continue
             except BulkWriteError as error:
                 failure = error.details["writeErrors"][0]
                 index = failure["index"]
@@ -187,8 +196,23 @@ def new_batch() -> str:
 
 
 def _sanitize(doc: dict) -> None:
-    """Replace each event's data by its JSON text, which any database stores."""
+    """Replace the data of events BSON cannot encode (all of them, when the database
+    refused the chunk for a reason of its own) by its JSON text, which any database
+    stores."""
+    everything = doc.get("tried_once", False)
     doc.pop("_id", None)
-    doc["sanitized"] = True
-    doc["events"] = [{**event, "data": {"unstorable": json.dumps(event["data"], default=str)}}
-                     for event in doc["events"]]
+    doc["sanitized"] = everything
+    doc["tried_once"] = True
+    events = []
+    for event in doc["events"]:
+        if not everything:
+            try:
+                bson.encode({"data": event["data"]})
+                events.append(event)
+                continue
+            except InvalidDocument:
+                pass
+        events.append({"topic": doc["topic"], "seq": event["seq"], "type": str(event["type"]),
+                       "ts": float(event["ts"]),
+                       "data": {"unstorable": json.dumps(event["data"], default=str)}})
+    doc["events"] = events

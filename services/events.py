@@ -33,11 +33,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
+from services.event_flush import Flusher
 from services.event_store import EventStore, new_batch
-from services.fanout import Send, Subscriber
+from services.fanout import Subscriber, Wrap, Write
 from services.settings import Settings
 from services.store import Store
 from services.topics import (
@@ -51,6 +53,7 @@ from services.topics import (
 
 log = logging.getLogger("ferry.events")
 EVICT_EVERY_S = 1.0
+TICK_SLICE = 100   # subscribers notified between two yields to the loop
 
 
 class EventBus:
@@ -67,15 +70,10 @@ class EventBus:
         self._loading: dict[str, asyncio.Task] = {}
         self._arrivals: dict[str, list[list[dict]]] = {}   # streamed in while loading
         self._dirty: set[TopicLog] = set()
-        self._unbuilt: dict[str, tuple[TopicLog, int]] = {}  # events not yet in a chunk
-        self._outbox: list[tuple[TopicLog, dict]] = []       # chunks not yet stored
-        self._pending = 0
+        self._flusher = Flusher(settings, self.db)
         self._shared_queues: dict[str, list[tuple[dict, asyncio.Future]]] = {}
         self._subscribers: set[Subscriber] = set()
         self._waiters = 0
-        self._has_pending = asyncio.Event()
-        self._urgent = asyncio.Event()
-        self._flushed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stream = None
         self._closing = False
@@ -85,11 +83,16 @@ class EventBus:
 
     async def open(self) -> None:
         """Start the change stream (before any topic is loaded), the flusher and the tick."""
-        self._stream = await self.db.watch()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flush_loop(), name="event flusher"),
-                       loop.create_task(self._tick_loop(), name="event fan-out tick"),
-                       loop.create_task(self._watch_loop(), name="event change stream")]
+        self._tasks = [loop.create_task(self._flusher.run(), name="event flusher"),
+                       loop.create_task(self._tick_loop(), name="event fan-out tick")]
+        try:
+            self._stream = await self.db.watch()
+        except OperationFailure as error:    # e.g. a standalone mongod: no change streams
+            log.warning("no change streams (%s): this instance will not see events other "
+                        "instances write until it reads them from the database", error)
+        else:
+            self._tasks.append(loop.create_task(self._watch_loop(), name="event change stream"))
 
     async def close_clients(self) -> None:
         """Close every WebSocket subscriber and answer every long-poll now (shutdown)."""
@@ -102,6 +105,9 @@ class EventBus:
     async def close(self) -> None:
         """Store everything published, then stop the background tasks."""
         self._closing = True
+        if not self._tasks:           # never opened
+            self._closed = True
+            return
         flusher, *others = self._tasks
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -109,16 +115,7 @@ class EventBus:
         writers = [t.writer for t in self._logs.values() if t.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=self.settings.shutdown_grace_s)
-        deadline = time.monotonic() + self.settings.shutdown_grace_s
-        while self._unbuilt or self._outbox:
-            try:
-                await self._flush()
-            except PyMongoError:
-                if time.monotonic() > deadline:
-                    log.error("could not store %d chunks of events before stopping",
-                              len(self._outbox))
-                    break
-                await asyncio.sleep(0.2)
+        await self._flusher.drain(self.settings.shutdown_grace_s)
         self._closed = True
         for subscriber in list(self._subscribers):
             subscriber.close()
@@ -182,22 +179,14 @@ class EventBus:
         if topic_log.shared:
             return await self._publish_shared(topic_log, type, data)
         keep = self.settings.event_memory_per_topic
-        while topic_log.unflushed >= keep:
-            flushed = self._flushed
-            self._urgent.set()
-            await flushed.wait()
+        if topic_log.unflushed >= keep:
+            await self._flusher.room(topic_log, keep)
         event = {"topic": topic, "seq": topic_log.head + 1, "type": type, "ts": time.time(),
                  "data": data}
         topic_log.append(event)
         topic_log.unflushed += 1
         topic_log.last_used = time.monotonic()
-        unbuilt = self._unbuilt.get(topic)
-        self._unbuilt[topic] = (topic_log, unbuilt[1] + 1 if unbuilt else 1)
-        self._pending += 1
-        if self._pending == 1:
-            self._has_pending.set()
-        elif self._pending >= self.settings.event_flush_max_events:
-            self._urgent.set()
+        self._flusher.added(topic_log)
         if len(topic_log.events) > keep:
             topic_log.trim(keep)
         self._dirty.add(topic_log)
@@ -307,9 +296,10 @@ class EventBus:
                 topic_log.waiters.discard(woken)
                 self._waiters -= 1
 
-    def subscriber(self, send: Send, close_connection) -> Subscriber:
+    def subscriber(self, write: Write, close_connection: Callable[[], None],
+                   wrap: Wrap | None = None) -> Subscriber:
         """A live subscriber for one connection (see fanout.py); close() it with the socket."""
-        subscriber = Subscriber(self, send, close_connection)
+        subscriber = Subscriber(self, write, close_connection, wrap)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -323,47 +313,6 @@ class EventBus:
                 "unstored_events": sum(t.unflushed for t in self._logs.values()),
                 "subscribers": len(self._subscribers), "waiters": self._waiters}
 
-    # -- persistence --------------------------------------------------------------------
-
-    async def _flush_loop(self) -> None:
-        delay = self.settings.event_flush_interval_s
-        while True:
-            await self._has_pending.wait()
-            if self._pending < self.settings.event_flush_max_events:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.event_flush_interval_s):
-                        await self._urgent.wait()
-            try:
-                await self._flush()
-                delay = self.settings.event_flush_interval_s
-            except PyMongoError:
-                log.warning("could not store events; retrying in %.1fs", delay, exc_info=True)
-                self._has_pending.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.event_flush_retry_max_s)
-
-    async def _flush(self) -> None:
-        """Turn unstored events into chunks and store them, in order."""
-        self._has_pending.clear()
-        self._urgent.clear()
-        size = self.settings.event_flush_max_events
-        for topic_log, count in self._unbuilt.values():
-            events = topic_log.events[-count:]
-            for index in range(0, count, size):
-                self._outbox.append((topic_log, self.db.chunk(topic_log.name,
-                                                              events[index:index + size])))
-        self._unbuilt.clear()
-        self._pending = 0
-        if not self._outbox:
-            return
-        outbox = self._outbox
-        await self.db.insert([doc for _, doc in outbox])
-        self._outbox = []
-        for topic_log, doc in outbox:
-            topic_log.unflushed -= len(doc["events"])
-        flushed, self._flushed = self._flushed, asyncio.Event()
-        flushed.set()
-
     # -- fan-out and the change stream --------------------------------------------------
 
     async def _tick_loop(self) -> None:
@@ -373,9 +322,12 @@ class EventBus:
             if self._dirty:
                 dirty, self._dirty = self._dirty, set()
                 for topic_log in dirty:
+                    topic_log.tick()
                     self._wake_waiters(topic_log)
-                    for subscriber in list(topic_log.subscribers):
+                    for count, subscriber in enumerate(list(topic_log.subscribers), 1):
                         subscriber.notify(topic_log)
+                        if count % TICK_SLICE == 0:
+                            await asyncio.sleep(0)     # let publishers and readers in
             now = time.monotonic()
             if now >= next_eviction:
                 self._evict(now)

@@ -1,20 +1,22 @@
-"""Live delivery to one connection: a cursor per topic and one sender task.
+"""Live delivery to one connection: a cursor per topic, one frame in flight.
 
 A subscriber holds no queue of its own. Each subscription is a cursor into the
 topic's shared in-memory window (or, for an old cursor, the database), so a
-connection costs the same memory whether it keeps up or not; the only events
-it pins are those of the one frame being written. The bus's fan-out tick wakes
-subscribers of topics that changed; the sender then writes one frame per topic
-holding everything after the cursor (events coalesced per tick), awaiting each
-write (`send` returns when the transport took the bytes), so a slow socket
-slows only its own sender.
+connection costs the same memory whether it keeps up or not; the only events it
+pins are those of the one frame being written. The bus's fan-out tick calls
+`notify` for topics that changed; if the connection has no frame in flight, one
+frame holding everything visible after the cursor is written at once (events are
+coalesced per tick, and the frame is encoded once for every subscriber at the same
+cursor). The next frame waits for the transport to finish the previous one (the
+Future of Tornado's write_message), so a slow socket slows only itself, and no task
+switch is spent on a subscriber that keeps up.
 
 Policy for a client that cannot keep up: once a subscription has caught up
 (it is live), if the topic's head gets more than `client_buffer_max_events`
 ahead of its cursor, the subscription is cut off: dropped from live delivery,
 with a notice `{"topic", "error", "reason": "cut_off", "after": cursor}` sent
-when the socket drains (after the frame in flight, so `after` is the last seq it got). The client resubscribes with that `after` and catches up
-by cursor like any other client.
+when the socket drains (after the frame in flight, so `after` is the last seq it got).
+The client resubscribes with that `after` and catches up by cursor like any other.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ if TYPE_CHECKING:
     from services.events import EventBus
 
 log = logging.getLogger("ferry.events")
-Send = Callable[[bytes], Awaitable[None]]   # raises ConnectionError once the peer is gone
+# write(data) queues bytes on the transport and returns an awaitable that completes
+# when the transport took them; it raises (or its result raises) ConnectionError once the
+# peer is gone. wrap(payload) turns a JSON message into those bytes (e.g. a WebSocket
+# frame); shared frames are wrapped once for all the subscribers that use the same wrap.
+Write = Callable[[bytes], Awaitable[None]]
+Wrap = Callable[[bytes], bytes]
 
 
 class Subscription:
@@ -40,23 +47,26 @@ class Subscription:
 
     def __init__(self, topic_log: TopicLog, after: int) -> None:
         self.log = topic_log
-        self.cursor = after
+        self.cursor = after   # the last seq written to the connection
         self.live = False     # has caught up with the head at least once
-        self.acked = False    # the first frame (possibly empty) was sent
+        self.acked = False    # the first frame (possibly empty) was written
 
 
 class Subscriber:
     """The live subscriptions of one connection; lives exactly as long as it."""
 
-    def __init__(self, bus: EventBus, send: Send, close_connection: Callable[[], None]) -> None:
+    def __init__(self, bus: EventBus, write: Write, close_connection: Callable[[], None],
+                 wrap: Wrap | None = None) -> None:
         self.bus = bus
-        self._send = send
+        self._write = write
+        self._wrap = wrap
         self._close_connection = close_connection
         self._subs: dict[str, Subscription] = {}
         self._notices: deque[bytes | Subscription] = deque()
-        self._wake = asyncio.Event()
+        self._in_flight: asyncio.Future | None = None
+        self._catching_up: asyncio.Task | None = None
+        self._turn = 0
         self.closed = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ws sender")
 
     @property
     def topics(self) -> list[str]:
@@ -74,7 +84,8 @@ class Subscriber:
         self.unsubscribe(topic)
         self._subs[topic] = Subscription(topic_log, after)
         topic_log.subscribers.add(self)
-        self._wake.set()
+        topic_log.tick()          # the replay includes everything published until now
+        self._pump()
 
     def unsubscribe(self, topic: str) -> bool:
         sub = self._subs.pop(topic, None)
@@ -91,7 +102,7 @@ class Subscriber:
         if sub.live and topic_log.head - sub.cursor > self.bus.settings.client_buffer_max_events:
             self.unsubscribe(topic_log.name)
             self._notice(sub)
-        self._wake.set()
+        self._pump()
 
     def _notice(self, notice: bytes | Subscription) -> None:
         if len(self._notices) >= 2 * self.bus.settings.ws_max_topics:
@@ -101,7 +112,7 @@ class Subscriber:
         self._notices.append(notice)
 
     def _cut_off_notice(self, sub: Subscription) -> bytes:
-        # Built when sent: a frame in flight at the cut-off has moved the cursor since.
+        # Built when sent: the frame in flight at the cut-off is written before it.
         limit = self.bus.settings.client_buffer_max_events
         return encode({"topic": sub.log.name, "reason": "cut_off", "after": sub.cursor,
                        "error": f"this connection fell more than {limit} events behind; "
@@ -121,55 +132,78 @@ class Subscriber:
         for topic in list(self._subs):
             self.unsubscribe(topic)
         self._notices.clear()
-        self._task.cancel()
+        if self._catching_up is not None:
+            self._catching_up.cancel()
         self.bus.forget_subscriber(self)
 
-    async def _run(self) -> None:
+    # -- writing ----------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Write the next frame, unless one is in flight: notices first, then one frame
+        per topic in turn, from memory; an old cursor starts a database read."""
+        if self.closed or self._in_flight is not None or self._catching_up is not None:
+            return
+        if self._notices:
+            notice = self._notices.popleft()
+            self._send(self._cut_off_notice(notice) if isinstance(notice, Subscription)
+                       else notice)
+            return
+        subs, first = list(self._subs.values()), self._turn
+        for index in range(len(subs)):
+            sub = subs[(first + index) % len(subs)]
+            if sub.cursor < sub.log.start:
+                self._catching_up = asyncio.get_running_loop().create_task(
+                    self._catch_up(sub))
+                return
+            cached = sub.log.frame(sub.cursor, self.bus.settings.event_page_max, self._wrap)
+            if cached is None:
+                sub.live = True
+                if sub.acked:
+                    continue
+            self._turn = (first + index + 1) % len(subs)
+            sub.acked = True
+            if cached is None:
+                self._send(encode_frame(sub.log.name, []))
+            else:
+                data, sub.cursor = cached
+                self._start(data)
+            return
+
+    def _send(self, payload: bytes) -> None:
+        self._start(self._wrap(payload) if self._wrap else payload)
+
+    def _start(self, data: bytes) -> None:
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                await self._send_notices()
-                progressed = True
-                while progressed:      # round-robin: one frame per topic per round
-                    progressed = False
-                    for sub in list(self._subs.values()):
-                        progressed |= await self._send_next(sub)
-                        await self._send_notices()
+            future = asyncio.ensure_future(self._write(data))
         except ConnectionError:
             self.close()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("event sender failed; closing the connection")
-            self.close_connection()
+            return
+        self._in_flight = future
+        future.add_done_callback(self._written)
 
-    async def _send_notices(self) -> None:
-        while self._notices:
-            notice = self._notices.popleft()
-            if isinstance(notice, Subscription):
-                notice = self._cut_off_notice(notice)
-            await self._send(notice)
-
-    async def _send_next(self, sub: Subscription) -> bool:
-        """Send one frame of what `sub` has not seen; False when it is caught up."""
-        topic_log, page = sub.log, self.bus.settings.event_page_max
-        if sub.cursor >= topic_log.start:
-            cached = topic_log.frame(sub.cursor, page)
-            frame, last = cached if cached else (None, None)
+    def _written(self, future: asyncio.Future) -> None:
+        self._in_flight = None
+        if future.cancelled() or future.exception() is not None:
+            self.close()
         else:
-            events = await self.bus.read(topic_log.name, sub.cursor, page)
-            frame = encode_frame(topic_log.name, events) if events else None
-            last = events[-1]["seq"] if events else None
-        if self._subs.get(topic_log.name) is not sub:
-            return False
-        if frame is None:
-            sub.live = True
-            if sub.acked:
-                return False
-            frame = encode_frame(topic_log.name, [])
-        await self._send(frame)
-        sub.acked = True
-        if last is not None:
-            sub.cursor = last
-        return last is not None
+            self._pump()
+
+    async def _catch_up(self, sub: Subscription) -> None:
+        """One frame from the database for a cursor older than the memory window."""
+        try:
+            events = await self.bus.read(sub.log.name, sub.cursor,
+                                         self.bus.settings.event_page_max)
+        except Exception:
+            log.exception("could not read %s for a subscriber", sub.log.name)
+            self._catching_up = None
+            self.close_connection()
+            return
+        self._catching_up = None
+        if self.closed or self._subs.get(sub.log.name) is not sub:
+            return self._pump()
+        if events:
+            sub.cursor, sub.acked = events[-1]["seq"], True
+            self._send(encode_frame(sub.log.name, events))
+        else:   # nothing is stored between the cursor and the window: skip to it
+            sub.cursor = max(sub.cursor, sub.log.start)
+            self._pump()

@@ -85,7 +85,7 @@ class Settings:
     longpoll_max_waiters: int = 10000
     event_topic_max_chars: int = 200
     event_max_topics_in_memory: int = 1000
-    event_topic_idle_s: float = 300.0
+    event_topic_idle_s: float = 120.0
     event_flush_retry_max_s: float = 5.0
     event_shared_write_attempts: int = 20
     ws_max_topics: int = 64

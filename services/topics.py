@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 TopicCheck = Callable[[str, "User"], Awaitable[bool]]
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.:@-]+$")
 CHAT_ROOM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-FRAME_CACHE_ENTRIES = 16
+FRAME_CACHE_ENTRIES = 4
 
 
 class EventError(FerryError):
@@ -121,7 +121,7 @@ class TopicLog:
     """One topic's recent events: a bounded window in seq order, shared by every reader."""
 
     __slots__ = ("events", "frames", "head", "last_used", "name", "owned", "shared", "start",
-                 "subscribers", "unflushed", "waiters", "writer")
+                 "subscribers", "unflushed", "visible", "waiters", "writer")
 
     def __init__(self, name: str, head: int, *, shared: bool) -> None:
         self.name = name
@@ -129,18 +129,23 @@ class TopicLog:
         self.events: list[dict] = []
         self.start = head          # memory holds every event with start < seq <= head
         self.head = head
+        self.visible = head        # live frames go up to here: the head at the last tick
         self.unflushed = 0         # newest events of an owned topic not yet in the database
         self.owned = False         # this instance has published on it since it was loaded
         self.writer: asyncio.Task | None = None   # shared topics: the task writing batches
         self.subscribers: set = set()
         self.waiters: set[asyncio.Future] = set()
-        self.frames: dict[int, tuple[bytes, int]] = {}
+        self.frames: dict[tuple[int, Any], tuple[bytes, int]] = {}
         self.last_used = time.monotonic()
 
     def append(self, event: dict) -> None:
         self.events.append(event)
         self.head = event["seq"]
-        if self.frames:
+
+    def tick(self) -> None:
+        """Make the events so far visible to live frames (the fan-out tick)."""
+        if self.visible != self.head:
+            self.visible = self.head
             self.frames.clear()
 
     def ingest(self, events: list[dict]) -> bool:
@@ -154,34 +159,41 @@ class TopicLog:
             return False
         if fresh[0]["seq"] != self.head + 1 and not self.unflushed:
             self.events.clear()
+            self.frames.clear()
             self.start = fresh[0]["seq"] - 1
         self.events.extend(fresh)
         self.head = fresh[-1]["seq"]
-        self.frames.clear()
         return True
 
     def reset(self, head: int) -> None:
         """Forget the window: everything up to `head` is read from the database."""
         self.events.clear()
         self.frames.clear()
-        self.start = self.head = head
+        self.start = self.head = self.visible = head
 
     def after(self, after: int, limit: int) -> list[dict]:
         """Events with seq > after, up to `limit`; the caller checks after >= start."""
         index = bisect.bisect_right(self.events, after, key=lambda event: event["seq"])
         return self.events[index:index + limit]
 
-    def frame(self, after: int, limit: int) -> tuple[bytes, int] | None:
-        """The encoded frame of events after `after`, shared by every reader at that cursor."""
-        cached = self.frames.get(after)
+    def frame(self, after: int, limit: int,
+              wrap: Callable[[bytes], bytes] | None = None) -> tuple[bytes, int] | None:
+        """The frame of the visible events after `after` (as the transport's `wrap` puts
+        it on the wire), built once per tick for every subscriber at that cursor (in step,
+        they all are): (bytes, last seq), or None when there is nothing new."""
+        if after >= self.visible:
+            return None
+        cached = self.frames.get((after, wrap))
         if cached is not None:
             return cached
-        events = self.after(after, limit)
+        events = [e for e in self.after(after, limit) if e["seq"] <= self.visible]
         if not events:
             return None
         if len(self.frames) >= FRAME_CACHE_ENTRIES:
             self.frames.clear()
-        cached = self.frames[after] = (encode_frame(self.name, events), events[-1]["seq"])
+        payload = encode_frame(self.name, events)
+        cached = self.frames[after, wrap] = (wrap(payload) if wrap else payload,
+                                             events[-1]["seq"])
         return cached
 
     def trim(self, keep: int) -> None:

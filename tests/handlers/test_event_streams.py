@@ -187,3 +187,48 @@ async def test_a_client_that_stops_reading_is_cut_off_without_holding_up_others(
         got += frame["events"]
     slow.close()
     assert [e["seq"] for e in got] == list(range(1, total + 1))
+
+
+async def settled(services, topic: str) -> list[dict]:
+    """The topic's events once nothing new came for a second."""
+    events = await services.events.read(topic, 0)
+    while True:
+        await asyncio.sleep(1)
+        again = await services.events.read(topic, 0)
+        if again == events:
+            return events
+        events = again
+
+
+@pytest.mark.slow
+async def test_a_real_release_reads_the_same_over_every_transport(
+        services, base_url, admin_token, api, make_fleet, app_repo):
+    from tests.deploykit import deploy, register_fleet, register_project, wait_for
+
+    await register_fleet(api, await make_fleet(3))
+    await register_project(api, app_repo)
+    release = await deploy(api, "v2")
+    topic = f"release:{release['id']}"
+    conn = await ws_connect(base_url, admin_token)           # while it runs
+    conn.write_message(subscribe(topic, 0))
+    websocket = await collect(conn, topic, 1)
+    conn.close()
+    _, first = await api.get(f"/api/events?topic={topic}&after=0&wait=10")
+    assert first["events"]
+    finished = await wait_for(api, release["id"])
+    assert finished["state"] == "succeeded", finished
+    expected = await settled(services, topic)
+    types = {event["type"] for event in expected}
+    assert {"release", "stage", "log"} <= types, types
+
+    conn = await ws_connect(base_url, admin_token)           # resume by cursor
+    conn.write_message(subscribe(topic, websocket[-1]["seq"]))
+    websocket += await collect(conn, topic, expected[-1]["seq"])
+    conn.close()
+    long_polled, cursor = first["events"], first["next"]
+    while cursor < expected[-1]["seq"]:
+        _, page = await api.get(f"/api/events?topic={topic}&after={cursor}&wait=5")
+        long_polled += page["events"]
+        cursor = page["next"]
+    _, polled = await api.get(f"/api/events?topic={topic}&after=0&wait=0")
+    assert websocket == long_polled == polled["events"] == expected

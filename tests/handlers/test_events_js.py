@@ -6,15 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.handlers.eventkit import make_release
 
-NODE = shutil.which("node")
 HARNESS = Path(__file__).resolve().parent.parent / "js" / "event_client_run.mjs"
-pytestmark = pytest.mark.skipif(NODE is None, reason="needs node")
+
+
+def node_with_websocket() -> str | None:
+    """Node >= 20.10 has a WebSocket client (behind a flag before 22)."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    probe = subprocess.run([node, "--experimental-websocket", "--no-warnings", "-e",
+                            "if (typeof WebSocket !== 'function') process.exit(1)"],
+                           capture_output=True, check=False)
+    return node if probe.returncode == 0 else None
+
+
+NODE = node_with_websocket()
+pytestmark = pytest.mark.skipif(NODE is None, reason="needs node with a WebSocket client")
 
 
 async def start_client(base_url: str, token: str, topic: str, last_seq: int, mode: str):

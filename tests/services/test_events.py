@@ -330,3 +330,15 @@ async def test_shared_topics_get_unique_seqs_across_instances(open_bus):
     assert [e["seq"] for e in stored] == list(range(1, 121))
     await eventually(lambda: _read_equals(one, "chat:ops", stored))
     await eventually(lambda: _read_equals(two, "chat:ops", stored))
+
+
+async def test_data_the_database_cannot_store_is_stored_as_text(open_bus):
+    bus = await open_bus()
+    await bus.publish("release:1", "log", {"fine": 1})
+    await bus.publish("release:1", "log", {1: "an integer key BSON refuses"})
+    await bus.publish("release:1", "log", {"fine": 3})
+    await eventually(lambda: _stored_count(bus, "release:1", 3))
+    stored = await stored_events(bus, "release:1")
+    assert [e["seq"] for e in stored] == [1, 2, 3]
+    assert "integer key" in stored[1]["data"]["unstorable"]
+    assert stored[0]["data"] == {"fine": 1} and stored[2]["data"] == {"fine": 3}
