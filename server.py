@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -147,6 +148,9 @@ async def serve(args: argparse.Namespace) -> None:
             stack.push_async_callback(demo.stop)
         server = listen(make_app(services), settings)
         print_banner(settings, password, args.demo)
+        # Everything built so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise pause fan-out for ~100 ms each.
+        gc.freeze()
         await stop.wait()
         log.info("stopping: no new requests, closing live connections")
         server.stop()

@@ -15,7 +15,7 @@ class ReleasesHandler(ApiHandler):
             limit = int(self.get_query_argument("limit", "50"))
         except ValueError:
             raise UserError(400, "limit must be a whole number") from None
-        self.write_json({"releases": await self.services.releases.list(project, limit)})
+        self.write_json(await self.services.releases.list(project, limit))
 
     @requires("deployer")
     async def post(self) -> None:

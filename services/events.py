@@ -142,6 +142,10 @@ class EventBus:
         """Raise UnknownTopic (404) unless `topic` exists and `user` may read it."""
         await self.topics.authorize(topic, user)
 
+    async def head(self, topic: str) -> int:
+        """The newest seq of `topic`: a snapshot taken now reflects every event up to it."""
+        return (await self.topic_log(topic)).head
+
     async def topic_log(self, topic: str) -> TopicLog:
         """The topic's memory window, loaded (its head found in the database) on first use."""
         topic_log = self._logs.get(topic)

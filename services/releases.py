@@ -209,25 +209,38 @@ class ReleaseService:
     # -- reading --------------------------------------------------------------------
 
     async def get(self, release_id: int) -> dict:
-        """The release with every host's run (live from memory while it runs here)."""
+        """The release with every host's run (live from memory while it runs here), and
+        `seq`: the event the snapshot is current to, for subscribing after it."""
+        seq = await self.services.events.head(f"release:{release_id}")
         entry = self.runs.get(release_id)
         if entry is not None:
-            run = entry[0]
-            release = dict(run.release, counts=run.record.counts())
-            hosts = [public_host_run(h) for h in run.record.hosts.values()]
+            # Memory changes before its event is published, so this snapshot already
+            # holds everything up to `seq` (events after it re-apply harmlessly).
+            record = entry[0].record
+            release = dict(record.release, counts=record.counts())
+            hosts = [public_host_run(run) for run in record.hosts.values()]
         else:
             release = await self._get_doc(release_id)
             hosts = [public_host_run(doc) async for doc in self.store.host_runs.find(
                 {"release_id": release_id})]
         result = public_release(release)
         result["host_runs"] = sorted(hosts, key=lambda run: natural_key(run["host"]))
+        result["seq"] = seq
         return result
 
-    async def list(self, project: str | None = None, limit: int = 50) -> list[dict]:
+    async def list(self, project: str | None = None, limit: int = 50) -> dict:
+        """Newest first, with the `wall` topic's seq to follow them live from."""
+        wall_seq = await self.services.events.head("wall")
         query: dict[str, Any] = {"project": project} if project else {}
         cursor = self.store.releases.find(query, {"hosts": 0, "batches": 0}).sort(
             "_id", DESCENDING).limit(max(1, min(limit, 500)))
-        return [public_release(doc) async for doc in cursor]
+        releases = []
+        async for doc in cursor:
+            entry = self.runs.get(doc["_id"])
+            if entry is not None:
+                doc.update(state=entry[0].release["state"], counts=entry[0].record.counts())
+            releases.append(public_release(doc))
+        return {"releases": releases, "wall_seq": wall_seq}
 
     async def host_log(self, release_id: int, host: str, after: int = 0,
                        limit: int = HOST_LOG_PAGE) -> dict:

@@ -85,10 +85,14 @@ function renderProjects(projects, releases) {
   applyRole();
 }
 
+// The wall's seq when the first list was read: live updates start after it.
+let wallSeq = null;
+
 async function load() {
   await guarded(async () => {
-    const [{ projects }, { releases }] = await Promise.all([
+    const [{ projects }, { releases, wall_seq: seq }] = await Promise.all([
       get("/api/projects"), get("/api/releases?limit=50")]);
+    if (typeof seq === "number" && wallSeq === null) wallSeq = seq;
     for (const release of releases) {
       if (ACTIVE.has(release.state)) running.set(release.id, { ...release, ...running.get(release.id) });
       else running.delete(release.id);
@@ -125,5 +129,5 @@ function status(value) {
 applyRole();
 load().then(() => {
   const client = new EventClient({ onStatus: status, onError: (topic, message) => showError(message) });
-  client.subscribe("wall", 0, onWall);
+  client.subscribe("wall", wallSeq ?? 0, onWall);
 });

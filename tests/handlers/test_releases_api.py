@@ -265,3 +265,19 @@ async def test_a_host_log_is_read_in_pages(api, registered):
     numbers = [line["n"] for line in first["lines"] + rest["lines"]]
     assert numbers == list(range(1, len(numbers) + 1)) and rest["more"] is False
     assert [line["line"] for line in rest["lines"] if line["stage"] == "before_release"][-1] == "30"
+
+
+async def test_a_release_snapshot_names_the_event_it_is_current_to(api, registered):
+    release = await deploy_and_wait(api, "v1")
+    events, after = [], 0
+    while True:
+        _, page = await api.get(f"/api/events?topic=release:{release['id']}&after={after}"
+                                "&wait=0")
+        if not page["events"]:
+            break
+        events += page["events"]
+        after = page["next"]
+    assert release["seq"] == events[-1]["seq"]
+    assert events[-1]["type"] == "release" and events[-1]["data"]["state"] == "succeeded"
+    _, listing = await api.get("/api/releases")
+    assert listing["wall_seq"] >= 1 and listing["releases"][0]["id"] == release["id"]
