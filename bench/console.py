@@ -20,19 +20,15 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import tornado.httpserver
 import tornado.netutil
 
-from bench.deploy import make_repo, register, start_fleet
+from bench.harness import ferry_on_fleet, make_repo
 from server import make_app
 from services import Services
-from services.embedded_db import EmbeddedDatabase
-from services.settings import Settings
-from services.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -153,38 +149,21 @@ async def watch_page(base_url: str, release_id: int, args: argparse.Namespace,
 
 
 async def main(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="ferry-console-") as tmp:
-        root = Path(tmp)
-        fleet, manifest = await start_fleet(args.hosts, root)
+    async with ferry_on_fleet(args.hosts, admin_password=PASSWORD,
+                              cookie_secret="bench-console") as (services, root, _):
+        make_repo(root / "repo", 0.05)
+        await services.projects.create({
+            "name": "console", "repo_url": f"file://{root / 'repo'}",
+            "deploy_path": "/srv/console", "groups": ["bench"],
+            "hooks": {"before_release": f'echo "release on $FERRY_HOST"\nsleep {args.hook_sleep}\n'
+                                        'echo "\\033[32mready\\033[0m"\n'}})
+        server, base_url = await serve(services)
         try:
-            async with EmbeddedDatabase(":memory:") as database:
-                settings = Settings(data_dir=root / "ferry", git_allow_file_urls=True,
-                                    exclusive_db=True, ssh_command_timeout_s=600,
-                                    cookie_secret="bench-console")
-                services = Services(settings, Store(database.url, "console"))
-                await services.open()
-                server = None
-                try:
-                    await services.auth.ensure_admin(PASSWORD)
-                    await register(services, manifest)
-                    make_repo(root / "repo", 0.05)
-                    await services.projects.create({
-                        "name": "console", "repo_url": f"file://{root / 'repo'}",
-                        "deploy_path": "/srv/console", "groups": ["bench"],
-                        "hooks": {"before_release":
-                                  f'echo "release on $FERRY_HOST"\nsleep {args.hook_sleep}\n'
-                                  'echo "\\033[32mready\\033[0m"\n'}})
-                    server, base_url = await serve(services)
-                    release = await start_release(services, args)
-                    result = await watch_page(base_url, release["id"], args, services)
-                finally:
-                    if server is not None:
-                        server.stop()
-                        await services.events.close_clients()
-                    await services.close()
+            release = await start_release(services, args)
+            result = await watch_page(base_url, release["id"], args, services)
         finally:
-            fleet.terminate()
-            fleet.wait(60)
+            server.stop()
+            await services.events.close_clients()
     return {"hosts": args.hosts, "parallel": args.parallel, "batch": args.batch,
             "target_first_render_ms": 2000, "target_longest_task_ms": 200, **result}
 

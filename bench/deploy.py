@@ -15,55 +15,15 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import ROOT, ferry_on_fleet, make_repo, peak_rss_mb
 from services import Services
-from services.embedded_db import EmbeddedDatabase
-from services.settings import Settings
-from services.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
-
-
-def make_repo(path: Path, megabytes: float) -> None:
-    path.mkdir(parents=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
-    (path / "VERSION").write_text("bench\n")
-    (path / "payload.bin").write_bytes(os.urandom(int(megabytes * 1024 * 1024)))
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
-
-    git("init", "-q", "-b", "main")
-    git("add", "-A")
-    git("commit", "-q", "-m", "bench")
-
-
-async def start_fleet(hosts: int, root: Path) -> tuple[subprocess.Popen, dict]:
-    manifest = root / "fleet.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fleet", "--hosts", str(hosts), "--root",
-         str(root / "fleet"), "--manifest", str(manifest)],
-        cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    line = await asyncio.to_thread(process.stdout.readline)
-    if b"ready" not in line:
-        raise RuntimeError("fleet did not start")
-    return process, json.loads(manifest.read_text())
-
-
-async def register(services: Services, manifest: dict) -> None:
-    for host in manifest["hosts"]:
-        await services.hosts.create({
-            "name": host["name"], "address": host["address"], "port": host["port"],
-            "user": manifest["user"], "key_path": manifest["client_key"], "groups": ["bench"]})
-        await services.ssh.trust_host_key(host["address"], host["port"], host["public_key"])
 
 
 async def ferry_deploy(services: Services, parallel: int) -> tuple[dict, float]:
@@ -101,43 +61,19 @@ def run_reference(manifest_path: Path, artifact: Path, parallel: int) -> dict:
     return json.loads(last)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM; unlike ru_maxrss it does not inherit the parent's)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def main(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
-        root = Path(tmp)
-        fleet, manifest = await start_fleet(args.hosts, root)
-        try:
-            async with EmbeddedDatabase(":memory:") as database:
-                settings = Settings(data_dir=root / "ferry", git_allow_file_urls=True,
-                                    exclusive_db=True, ssh_command_timeout_s=600)
-                services = Services(settings, Store(database.url, "bench"))
-                await services.open()
-                try:
-                    await services.auth.ensure_admin("bench-password")
-                    await register(services, manifest)
-                    make_repo(root / "repo", args.artifact_mb)
-                    await services.projects.create({
-                        "name": "bench", "repo_url": f"file://{root / 'repo'}",
-                        "deploy_path": "/srv/bench", "groups": ["bench"]})
-                    release, wall = await ferry_deploy(services, args.parallel)
-                    artifact = services.artifacts.cached(
-                        await services.projects.get("bench"), release["sha"])
-                finally:
-                    await services.close()
-            rss_mb = peak_rss_mb()
-            ok = hosts_switched(manifest, "/srv/bench", str(release["id"]))
-            reference = run_reference(root / "fleet.json", artifact.path, args.parallel)
-        finally:
-            fleet.send_signal(signal.SIGTERM)
-            fleet.wait(60)
+    async with ferry_on_fleet(args.hosts, admin_password="bench-password") as (
+            services, root, manifest):
+        make_repo(root / "repo", args.artifact_mb)
+        await services.projects.create({
+            "name": "bench", "repo_url": f"file://{root / 'repo'}",
+            "deploy_path": "/srv/bench", "groups": ["bench"]})
+        release, wall = await ferry_deploy(services, args.parallel)
+        artifact = services.artifacts.cached(await services.projects.get("bench"),
+                                             release["sha"])
+        rss_mb = peak_rss_mb()
+        ok = hosts_switched(manifest, "/srv/bench", str(release["id"]))
+        reference = run_reference(root / "fleet.json", artifact.path, args.parallel)
     return {"hosts": args.hosts, "hosts_ok": ok, "wall_s": round(wall, 3),
             "reference_wall_s": reference["wall_s"],
             "ratio": round(wall / reference["wall_s"], 3),

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import asyncssh
 
+from bench.harness import peak_rss_mb
+
 
 async def deploy_host(host: dict, user: str, key: str, known_hosts, artifact: str,
                       sha256: str, deploy_path: str, release: str) -> bool:
@@ -46,15 +48,6 @@ def switched(host: dict, deploy_path: str, release: str) -> bool:
         return os.readlink(link) == f"releases/{release}" and (link / "VERSION").is_file()
     except OSError:
         return False
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM; unlike ru_maxrss it does not inherit the parent's)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def main(args: argparse.Namespace) -> dict:

@@ -2,7 +2,8 @@
 // strategy; see the commits between what is deployed and the target; start it.
 import { get, post } from "./api.js";
 import { t, tn } from "./i18n.js";
-import { $, $$, applyRole, clear, el, fmtTime, guarded, shortSha, showError } from "./util.js";
+import { $, $$, applyRole, clear, commitRows, el, fmtTime, guarded, shortSha, showError }
+  from "./util.js";
 
 const root = $("#new-release-page");
 const project = root.dataset.project;
@@ -75,16 +76,7 @@ async function showChanges() {
       ? `${t("Deployed now: {sha} (release {id})", { sha: shortSha(base), id: deployed.id })} · ${
         t("Commits between {base} and {ref}", { base: shortSha(base), ref })}`
       : t("First release of this project: recent commits of {ref}", { ref });
-    clear(body);
-    for (const commit of commits) {
-      body.append(el("tr", null,
-        el("td", { class: "mono", title: commit.sha }, shortSha(commit.sha)),
-        el("td", null, commit.subject || ""),
-        el("td", null, commit.author || ""),
-        el("td", null, fmtTime(commit.date))));
-    }
-    if (!commits.length) body.append(el("tr", null, el("td", { colspan: 4, class: "muted" },
-      t("No commits."))));
+    commitRows(body, commits);
     showError("");
   } catch (error) {
     if (token !== changesToken) return;

@@ -1,7 +1,7 @@
 // A project: settings and the hook editor, branches/tags/recent commits, release history.
 import { del, get, put } from "./api.js";
 import { t } from "./i18n.js";
-import { $, applyRole, clear, confirmDialog, el, fmtDuration, fmtTime, guarded, releaseLink,
+import { $, applyRole, clear, commitRows, confirmDialog, el, fmtDuration, fmtTime, guarded, releaseLink,
   shortSha, showNotice, stateBadge, words } from "./util.js";
 
 const root = $("#project-page");
@@ -61,19 +61,6 @@ function formBody(form) {
 
 async function loadProject() {
   await guarded(async () => fillForm(await get(base)));
-}
-
-function commitRows(body, commits) {
-  clear(body);
-  for (const commit of commits) {
-    body.append(el("tr", null,
-      el("td", { class: "mono", title: commit.sha }, shortSha(commit.sha)),
-      el("td", null, commit.subject || ""),
-      el("td", null, commit.author || ""),
-      el("td", null, fmtTime(commit.date))));
-  }
-  if (!commits.length) body.append(el("tr", null, el("td", { colspan: 4, class: "muted" },
-    t("No commits."))));
 }
 
 async function showCommits(ref) {

@@ -165,3 +165,17 @@ export function statusLabel(status) {
     closed: t("offline"),
   }[status] || String(status || "");
 }
+
+/** Fill a table body with commits (sha, subject, author, date), or say there are none. */
+export function commitRows(body, commits) {
+  clear(body);
+  for (const commit of commits) {
+    body.append(el("tr", null,
+      el("td", { class: "mono", title: commit.sha }, shortSha(commit.sha)),
+      el("td", null, commit.subject || ""),
+      el("td", null, commit.author || ""),
+      el("td", null, fmtTime(commit.date))));
+  }
+  if (!commits.length) body.append(el("tr", null, el("td", { colspan: 4, class: "muted" },
+    t("No commits."))));
+}
