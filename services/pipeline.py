@@ -161,7 +161,10 @@ class HostPipeline:
             await self.connect()
             lines: list[str] = []
             result = await self.exec("release", remote.switch(self.deploy_path, target_id),
-                                     collect=lines, check=False)
+                                     collect=lines, check=False, quiet=True)
+            if result.exit_status != 0:
+                for line in lines:
+                    self.record.log(self.name, "release", line)
             if result.exit_status == remote.MISSING_RELEASE:
                 raise StageFailed(f"release: release {target_id} is no longer kept on this host")
             if result.exit_status != 0:
@@ -169,6 +172,8 @@ class HostPipeline:
             previous = next((line.split("=", 1)[1] for line in lines
                              if line.startswith("previous=")), "")
             self.record.hosts[self.name]["previous"] = previous or None
+            self.record.log(self.name, "release", f"current -> releases/{target_id} "
+                                                  f"(was {previous or 'nothing'})")
         current = f"{self.deploy_path}/current"
         async with self.stage("after_release"):
             await self.hook("after_release", current)

@@ -28,3 +28,11 @@ def test_deploy_bench_deploys_every_host_and_reports_its_figures():
                             "per_host_ms", "rss_mb"}
     assert figures["hosts"] == figures["hosts_ok"] == 3
     assert figures["reference_hosts_ok"] == 3
+
+
+def test_fanout_bench_delivers_every_event_and_reports_its_figures():
+    figures = run_bench("bench.fanout", "--clients", "20", "--rate", "100", "--seconds", "2")
+    assert set(figures) >= {"clients", "published", "delivered", "lost", "p50_ms", "p99_ms",
+                            "naive_p99_ms", "rss_mb"}
+    assert figures["clients"] == 20 and figures["published"] > 0
+    assert figures["lost"] == 0
