@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import subprocess
 import sys
@@ -131,6 +132,7 @@ async def bus_phase(args: argparse.Namespace, url: str, data_dir: Path) -> dict:
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server = tornado.httpserver.HTTPServer(make_app(services))
     server.add_sockets(sockets)
+    gc.freeze()  # as server.py does once it is up
     clients = Clients(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", token, args.clients)
     try:
         await clients.ready()
