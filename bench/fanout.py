@@ -119,6 +119,16 @@ class RssPeak:
                 "server_cpu_s": round(sum(self.process.cpu_times()[:2]) - self.cpu, 1)}
 
 
+async def measure(args: argparse.Namespace, clients: Clients, rss: RssPeak,
+                  publish) -> dict:
+    """Publish at the rate for the time asked, then collect what every client saw."""
+    started = time.monotonic()
+    published = await publish_at_rate(args.rate, args.seconds, "x" * args.line_bytes, publish)
+    publish_s = time.monotonic() - started
+    totals = await clients.totals(published)
+    return {**totals, **rss.stop(), "published": published, "publish_s": round(publish_s, 2)}
+
+
 async def bus_phase(args: argparse.Namespace, url: str, data_dir: Path) -> dict:
     settings = Settings(data_dir=data_dir, mongo_url=url, db_name="fanout",
                         cookie_secret="bench", instance_id="bench")
@@ -141,13 +151,7 @@ async def bus_phase(args: argparse.Namespace, url: str, data_dir: Path) -> dict:
         async def publish(seq: int, due: float, line: str) -> None:
             await services.events.publish(TOPIC, "log", {"due": due, "line": line})
 
-        started = time.monotonic()
-        published = await publish_at_rate(args.rate, args.seconds, "x" * args.line_bytes,
-                                          publish)
-        publish_s = time.monotonic() - started
-        totals = await clients.totals(published)
-        return {**totals, **rss.stop(), "published": published,
-                "publish_s": round(publish_s, 2)}
+        return await measure(args, clients, rss, publish)
     finally:
         server.stop()
         await services.events.close_clients()
@@ -192,13 +196,7 @@ async def naive_phase(args: argparse.Namespace) -> dict:
                     waiter.write_message(message)
             await asyncio.sleep(0)
 
-        started = time.monotonic()
-        published = await publish_at_rate(args.rate, args.seconds, "x" * args.line_bytes,
-                                          publish)
-        publish_s = time.monotonic() - started
-        totals = await clients.totals(published)
-        return {**totals, **rss.stop(), "published": published,
-                "publish_s": round(publish_s, 2)}
+        return await measure(args, clients, rss, publish)
     finally:
         server.stop()
         for waiter in list(waiters):
