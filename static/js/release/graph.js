@@ -1,6 +1,6 @@
 // The flowchart: the local stages, then the hosts (one node per host up to HOST_LIMIT,
 // otherwise one node per batch with live counts). Laid out once with dagre; events only
-// change node data, in one cy.batch() per animation frame.
+// change node data, in one cy.batch() at most every GRAPH_INTERVAL_MS.
 import cytoscape from "/vendor/cytoscape/cytoscape.esm.min.mjs";
 import dagre from "/vendor/cytoscape-dagre/cytoscape-dagre.min.mjs";
 import { t, tn } from "../i18n.js";
@@ -10,6 +10,7 @@ import { LOCAL_STAGES } from "./model.js";
 cytoscape.use(dagre);
 
 export const HOST_LIMIT = 50;
+const GRAPH_INTERVAL_MS = 250; // the chart's canvas is redrawn at most four times a second
 const ROWS = 10; // nodes per column before a batch wraps into the next column
 const GROUP_ROWS = 5; // group nodes are taller: fewer a column
 const CHUNK = 50; // hosts per group node when grouped: a big batch becomes several nodes
@@ -78,6 +79,9 @@ export class FlowGraph {
     this.groupOf = new Map();
     this.cy = null;
     this.grouped = false;
+    this.pendingLocal = false;
+    this.pendingHosts = new Set();
+    this.flushTimer = null;
   }
 
   /** Create, lay out and colour the chart, in three tasks (none holds the page long). */
@@ -177,7 +181,9 @@ export class FlowGraph {
       const group = this.groups[event.target.data("index")];
       this.onGroup(group.names, this.groupTitle(group));
     });
-    this.update({ hosts: new Set(model.order), local: true });
+    this.pendingLocal = true;
+    this.pendingHosts = new Set(model.order);
+    this.flush();
     this.container.classList.remove("flow-pending");
     this.watchPageLayout();
     lap("colour");
@@ -244,8 +250,31 @@ export class FlowGraph {
     });
   }
 
+  /** Note what changed; the canvas is redrawn at most every GRAPH_INTERVAL_MS, since a
+   * redraw of a big chart costs far more than the table and progress bar updates, and at
+   * once when the release itself changes state. */
   update(dirty) {
     if (!this.cy) return;
+    this.pendingLocal ||= dirty.local;
+    for (const name of dirty.hosts) this.pendingHosts.add(name);
+    if (dirty.release) {
+      // The release paused, ended or changed state: show the exact picture at once.
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      this.flush();
+      return;
+    }
+    if (this.flushTimer !== null) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flush();
+    }, GRAPH_INTERVAL_MS);
+  }
+
+  flush() {
+    const dirty = { local: this.pendingLocal, hosts: this.pendingHosts };
+    this.pendingLocal = false;
+    this.pendingHosts = new Set();
     const model = this.model;
     this.cy.batch(() => {
       if (dirty.local) {
