@@ -48,6 +48,8 @@ class ReleaseRecord:
         self.flush_interval_s = flush_interval_s
         self._dirty: set[str] = set(hosts)
         self._logs: dict[str, list[dict]] = {}
+        self._logs_in_flight: dict[str, list[dict]] = {}
+        self._flush_lock = asyncio.Lock()
         self._log_chunks: Counter[str] = Counter()
         self._log_lines: Counter[str] = Counter()
         self._outbox: list[tuple[str, dict]] = []
@@ -149,8 +151,8 @@ class ReleaseRecord:
         self.emit("log", {"host": host, **entry})
 
     def pending_log(self, host: str) -> list[dict]:
-        """Log lines not yet flushed to the database."""
-        return list(self._logs.get(host, []))
+        """Log lines not yet in the database (being written, or waiting to be)."""
+        return [*self._logs_in_flight.get(host, []), *self._logs.get(host, [])]
 
     def emit(self, type_: str, data: dict) -> None:
         """Queue an event; the publish loop sends them to the bus in this order."""
@@ -197,8 +199,13 @@ class ReleaseRecord:
 
     async def flush(self) -> None:
         """Write dirty host runs and buffered log lines in one round of bulk writes."""
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
         logs, self._logs = self._logs, {}
+        self._logs_in_flight = logs
         operations = []
         for host in dirty:
             if host == LOCAL:
@@ -226,3 +233,5 @@ class ReleaseRecord:
             for host, lines in logs.items():
                 self._logs[host] = lines + self._logs.get(host, [])
             raise
+        finally:
+            self._logs_in_flight = {}

@@ -182,6 +182,8 @@ class ReleaseRun:
                                          True, "failed": self.failed, "limit": self.fail_limit})
 
     async def finish(self) -> None:
+        # Whoever sees the release end can read every host's log from the database.
+        await self.record.flush()
         counts = self.record.counts()
         if self.stopping.is_set() and not self.cancelled.is_set():
             await self.record.set_state("interrupted", reason="Ferry stopped during the release")
