@@ -70,9 +70,16 @@ class LocalPipeline:
                 self.services.executor, shutil.rmtree, work, True)
 
     async def checkout(self, sha: str, tree: Path) -> None:
+        """Export the commit from the mirror, which creating the release just fetched;
+        fetch again only when the commit is not there (e.g. a mirror removed since)."""
+        git = self.services.git
         try:
-            await self.services.git.sync(self.project)
-            await self.services.git.export_tree(self.project, sha, tree)
+            try:
+                await git.export_tree(self.project, sha, tree)
+            except GitError:
+                await asyncio.to_thread(shutil.rmtree, tree, True)
+                await git.sync(self.project)
+                await git.export_tree(self.project, sha, tree)
         except GitError as error:
             raise StageFailed(f"checkout: {error}") from None
         self.record.log("_local", "checkout", f"exported {sha}")
