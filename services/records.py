@@ -206,19 +206,13 @@ class ReleaseRecord:
         dirty, self._dirty = self._dirty, set()
         logs, self._logs = self._logs, {}
         self._logs_in_flight = logs
-        operations = []
-        for host in dirty:
-            if host == LOCAL:
-                operations.append(None)
-                continue
-            run = self.hosts[host]
-            operations.append(UpdateOne({"_id": run["_id"]}, {"$set": run}, upsert=True))
+        updates = [UpdateOne({"_id": self.hosts[host]["_id"]}, {"$set": self.hosts[host]},
+                             upsert=True) for host in dirty if host != LOCAL]
         try:
-            if None in operations:
+            if LOCAL in dirty:
                 await self.store.releases.update_one(
                     {"_id": self.id}, {"$set": {"local": self.release.get("local", {}),
                                                 "counts": self.counts()}})
-            updates = [op for op in operations if op is not None]
             if updates:
                 await self.store.host_runs.bulk_write(updates, ordered=False)
             chunks = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -131,8 +132,9 @@ class ReleaseService:
         names = [run["host"] async for run in self.store.host_runs.find(
             {"release_id": release_id})]
         hosts = await self.services.hosts.select(names, None)
-        strategy = Strategy.parse(source["strategy"])
-        strategy = Strategy(strategy.batches, strategy.parallel, [], None, False)
+        # The same batches and parallelism, but no pauses, fail limit or auto-rollback.
+        strategy = dataclasses.replace(Strategy.parse(source["strategy"]), pause_after=[],
+                                       max_fail=None, auto_rollback=False)
         extra = {"target_release": target["_id"], "rollback_of": release_id,
                  "previous_release": source["_id"], "previous_sha": source["sha"]}
         return await self._start(user, project, hosts, strategy, "rollback", target["ref"],
