@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo import UpdateOne
@@ -29,6 +30,12 @@ def new_host_run(release_id: int, host: str, batch: int) -> dict:
     return {"_id": f"{release_id}:{host}", "release_id": release_id, "host": host,
             "batch": batch, "state": "pending", "stage": None, "reason": None,
             "stages": {}, "previous": None, "started_at": None, "finished_at": None}
+
+
+def tally(states: Iterable[str]) -> dict[str, int]:
+    """How many hosts are in each state: a release's `counts`."""
+    counts = Counter(states)
+    return {state: counts.get(state, 0) for state in HOST_STATES}
 
 
 def public_host_run(run: dict) -> dict:
@@ -78,8 +85,7 @@ class ReleaseRecord:
         await self._publish_wall(force=True)
 
     def counts(self) -> dict[str, int]:
-        counts = Counter(run["state"] for run in self.hosts.values())
-        return {state: counts.get(state, 0) for state in HOST_STATES}
+        return tally(run["state"] for run in self.hosts.values())
 
     # -- state changes -------------------------------------------------------------
 
@@ -209,7 +215,8 @@ class ReleaseRecord:
         updates = [UpdateOne({"_id": self.hosts[host]["_id"]}, {"$set": self.hosts[host]},
                              upsert=True) for host in dirty if host != LOCAL]
         try:
-            if LOCAL in dirty:
+            if dirty:
+                # The release's counts follow its host runs, one flush behind at most.
                 await self.store.releases.update_one(
                     {"_id": self.id}, {"$set": {"local": self.release.get("local", {}),
                                                 "counts": self.counts()}})

@@ -18,7 +18,7 @@ from services.errors import Conflict, Invalid, NotFound
 from services.git import GitError
 from services.gitrefs import validate_ref
 from services.hosts import natural_key
-from services.records import ReleaseRecord, new_host_run, public_host_run
+from services.records import ReleaseRecord, new_host_run, public_host_run, tally
 from services.release_run import ReleaseRun
 from services.store import utcnow
 from services.strategies import Strategy
@@ -363,10 +363,14 @@ class ReleaseService:
         await self.store.host_runs.update_many(
             {"release_id": doc["_id"], "state": "running"},
             {"$set": {"state": "interrupted", "reason": "Ferry stopped while this host ran"}})
+        # The dead owner's counts lag its host runs; the host runs are what is known.
+        counts = tally([run["state"] async for run in self.store.host_runs.find(
+            {"release_id": doc["_id"]}, {"state": 1})])
+        await self.store.releases.update_one({"_id": doc["_id"]}, {"$set": {"counts": counts}})
         await self._release_lock(doc["project"], doc["environment"], doc["_id"])
         log.warning("release %s marked interrupted", doc["_id"])
         await self.services.events.publish(f"release:{doc['_id']}", "release",
-                                           {"state": "interrupted",
+                                           {"state": "interrupted", "counts": counts,
                                             "reason": claimed["reason"]})
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -121,6 +122,10 @@ async def test_sigkill_mid_release_leaves_it_interrupted_and_hosts_whole(
     assert status == 200 and release["state"] == "interrupted", release
     assert release["reason"]
     assert any(run["state"] == "ok" for run in release["host_runs"])
+    states = Counter(run["state"] for run in release["host_runs"])
+    assert {k: v for k, v in release["counts"].items() if v} == dict(states)
+    _, listing = await api.get("/api/releases")
+    assert listing["releases"][0]["counts"] == release["counts"]
     third = await deploy(api, "v3")
     done = await wait_for(api, third["id"])
     assert done["state"] == "succeeded", done
