@@ -4,9 +4,12 @@ chromium.
     python -m bench.console --hosts 500
 
 Starts a fleet of real SSH servers (its own process), the embedded database, Ferry's
-services and web app in this process; starts a release to every host with a slow
-before_release hook so it is still running when the page opens; opens the release page
-in Debian's chromium, signed in, and watches it until the release ends (or --seconds).
+services and web app in this process. The fleet stands in for other machines, so it runs
+in its own session at a lower CPU priority (--fleet-nice, default 10; 0 makes its 500
+servers and their commands compete with the browser as equals). Then it starts a
+release to every host with a slow before_release hook so it is still running when the
+page opens; opens the release page in Debian's chromium, signed in, and watches it
+until the release ends (or --seconds).
 Measures, in the page: the time from navigation start to the first render of the
 snapshot (flowchart, table, progress; performance mark "ferry:first-render"), and every
 main-thread task longer than 50 ms (PerformanceObserver "longtask"). Checks at the end
@@ -36,6 +39,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
 PASSWORD = "bench-password"
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8",
+                    "blink", "cc", "toplevel"]
 WATCH = """
 window.__longTasks = [];
 new PerformanceObserver((list) => {
@@ -92,6 +97,8 @@ async def watch_page(base_url: str, release_id: int, args: argparse.Namespace,
             await cdp.send("Profiler.enable")
             await cdp.send("Profiler.setSamplingInterval", {"interval": 1000})
             await cdp.send("Profiler.start")
+        if args.trace:
+            await browser.start_tracing(page=page, path=args.trace, categories=TRACE_CATEGORIES)
         opened = time.perf_counter()
         await page.goto(f"/releases/{release_id}")
         await page.wait_for_function("() => document.body.dataset.rendered === 'true'",
@@ -122,10 +129,15 @@ async def watch_page(base_url: str, release_id: int, args: argparse.Namespace,
         if cdp is not None:
             profile = await cdp.send("Profiler.stop")
             Path(args.profile).write_text(json.dumps(profile["profile"]))
+        if args.trace:
+            await browser.stop_tracing()
         tasks = await page.evaluate("() => window.__longTasks")
         marks = await page.evaluate("""() => Object.fromEntries(performance
             .getEntriesByType("mark").filter((m) => m.name.startsWith("ferry:"))
             .map((m) => [m.name.slice(6), Math.round(m.startTime)]))""")
+        measures = await page.evaluate("""() => Object.fromEntries(performance
+            .getEntriesByType("measure").filter((m) => m.name.startsWith("ferry:"))
+            .map((m) => [m.name.slice(6), [Math.round(m.startTime), Math.round(m.duration)]]))""")
         resources = await page.evaluate("""() => Object.fromEntries(performance
             .getEntriesByType("resource").filter((r) => /api\\/releases|cytoscape\\./.test(r.name))
             .map((r) => [r.name.replace(/^.*\\//, ""),
@@ -139,9 +151,8 @@ async def watch_page(base_url: str, release_id: int, args: argparse.Namespace,
             "longest_task_ms": round(max((t["duration"] for t in tasks), default=0), 1),
             "long_tasks": len(tasks),
             "long_tasks_over_200ms": sum(1 for t in tasks if t["duration"] > 200),
-            "marks_ms": marks, "resources_ms": resources,
-            "tasks_over_100ms": [[round(t["start"]), round(t["duration"])] for t in tasks
-                                 if t["duration"] > 100],
+            "marks_ms": marks, "measures_ms": measures, "resources_ms": resources,
+            "tasks_ms": [[round(t["start"]), round(t["duration"])] for t in tasks],
             "events_applied": applied, "page_stats": stats, "transport": status,
             "page_errors": errors,
             "page_matches_api": consistent, "release_state": final["state"],
@@ -149,7 +160,7 @@ async def watch_page(base_url: str, release_id: int, args: argparse.Namespace,
 
 
 async def main(args: argparse.Namespace) -> dict:
-    async with ferry_on_fleet(args.hosts, admin_password=PASSWORD,
+    async with ferry_on_fleet(args.hosts, admin_password=PASSWORD, fleet_nice=args.fleet_nice,
                               cookie_secret="bench-console") as (services, root, _):
         make_repo(root / "repo", 0.05)
         await services.projects.create({
@@ -165,6 +176,7 @@ async def main(args: argparse.Namespace) -> dict:
             server.stop()
             await services.events.close_clients()
     return {"hosts": args.hosts, "parallel": args.parallel, "batch": args.batch,
+            "fleet_nice": args.fleet_nice,
             "target_first_render_ms": 2000, "target_longest_task_ms": 200, **result}
 
 
@@ -178,11 +190,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds each host's before_release hook sleeps")
     parser.add_argument("--open-after-ok", type=int, default=50,
                         help="open the page once this many hosts are done")
+    parser.add_argument("--fleet-nice", type=int, default=10,
+                        help="CPU niceness of the simulated hosts, which stand in for other "
+                             "machines; 0 lets them compete with the browser as equals "
+                             "(default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=300,
                         help="watch the page at most this long")
     parser.add_argument("--screenshot", default=None, help="save the first render here")
     parser.add_argument("--profile", default=None,
                         help="save a CPU profile of the page (.cpuprofile, DevTools) here")
+    parser.add_argument("--trace", default=None,
+                        help="save a performance trace of the page (DevTools JSON) here")
     return parser.parse_args(argv)
 
 

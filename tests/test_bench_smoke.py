@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,16 @@ def test_fanout_bench_delivers_every_event_and_reports_its_figures():
                             "naive_p99_ms", "rss_mb"}
     assert figures["clients"] == 20 and figures["published"] > 0
     assert figures["lost"] == 0
+
+
+def test_console_bench_renders_the_release_page_and_reports_its_figures():
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("the console benchmark needs Debian's chromium: run "
+                    "`apt-get install -y chromium` (as root), then run the tests again")
+    figures = run_bench("bench.console", "--hosts", "60", "--parallel", "20",
+                        "--open-after-ok", "5", "--hook-sleep", "0.5")
+    assert set(figures) >= {"hosts", "first_render_ms", "longest_task_ms", "long_tasks",
+                            "events_applied", "page_matches_api"}
+    assert figures["page_matches_api"] is True
+    assert figures["counts"] == {"ok": 60}
+    assert figures["page_errors"] == []

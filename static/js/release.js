@@ -58,8 +58,8 @@ class ReleasePage {
     };
     this.bindControls();
     this.renderNow();
-    this.stats.snapshotRenderMs = Math.round(performance.now()
-      - performance.getEntriesByName("ferry:snapshot")[0].startTime);
+    this.stats.snapshotRenderMs = Math.round(
+      performance.measure("ferry:snapshot-render", "ferry:snapshot").duration);
     // The table and the progress bar are on screen now; the flowchart comes in its own
     // task so that no single task holds the main thread for long.
     try {
@@ -151,8 +151,11 @@ class ReleasePage {
     const dirty = this.model.takeDirty();
     if (this.graph) this.graph.update(dirty);
     this.table.update(dirty.hosts);
-    if (dirty.release || dirty.hosts.size) this.progress.update();
-    if (dirty.release) this.renderHeader();
+    if (dirty.release || dirty.states.size) this.progress.update();
+    // Once the release is over, late host changes (a rollback) can change which buttons apply.
+    if (dirty.release || (dirty.states.size && !ACTIVE.has(this.model.release.state))) {
+      this.renderHeader();
+    }
     this.log.flush();
     this.stats.renders += 1;
     this.stats.maxRenderMs = Math.max(this.stats.maxRenderMs, performance.now() - started);

@@ -89,9 +89,12 @@ export class FlowGraph {
     const model = this.model;
     const timings = {};
     let mark = performance.now();
+    // Each step is also a performance measure ("ferry:chart-<step>"), for DevTools and
+    // the console benchmark.
     const lap = (name) => {
       const now = performance.now();
       timings[name] = Math.round(now - mark);
+      performance.measure(`ferry:chart-${name}`, { start: mark, end: now });
       mark = now;
     };
     this.grouped = model.total() > HOST_LIMIT;
@@ -256,7 +259,8 @@ export class FlowGraph {
   update(dirty) {
     if (!this.cy) return;
     this.pendingLocal ||= dirty.local;
-    for (const name of dirty.hosts) this.pendingHosts.add(name);
+    for (const name of dirty.states) this.pendingHosts.add(name);
+    if (!this.pendingLocal && !this.pendingHosts.size) return;
     if (dirty.release) {
       // The release paused, ended or changed state: show the exact picture at once.
       clearTimeout(this.flushTimer);
@@ -349,7 +353,13 @@ export class FlowGraph {
       stops.push(`${at.toFixed(2)}%`, `${end.toFixed(2)}%`);
       at = end;
     }
-    node.data({ state, label: lines.join("\n"), counts });
+    const label = lines.join("\n");
+    const fill = `${colors.join(" ")}|${stops.join(" ")}`;
+    if (group.label === label && group.fill === fill && group.state === state) return;
+    group.label = label;
+    group.fill = fill;
+    group.state = state;
+    node.data({ state, label, counts });
     node.style({
       "background-gradient-stop-colors": colors.join(" "),
       "background-gradient-stop-positions": stops.join(" "),

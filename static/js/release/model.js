@@ -24,9 +24,10 @@ export class ReleaseModel {
     this.counts = {};            // host state → count
     this.lastSeq = 0;
     this.currentBatch = 0;
-    this.dirtyHosts = new Set();
+    this.dirtyHosts = new Set();   // any change: state, stage, reason (the table)
+    this.dirtyStates = new Set();  // state changes only (the flowchart, the counts)
     this.dirtyLocal = false;
-    this.dirtyRelease = true;
+    this.dirtyRelease = true;      // the release's own fields: state, reason, batch
     this.listeners = { log: [] };
   }
 
@@ -59,7 +60,10 @@ export class ReleaseModel {
     this.recount();
     this.currentBatch = this.inferBatch();
     if (typeof release.seq === "number") this.lastSeq = Math.max(this.lastSeq, release.seq);
-    for (const name of this.order) this.dirtyHosts.add(name);
+    for (const name of this.order) {
+      this.dirtyHosts.add(name);
+      this.dirtyStates.add(name);
+    }
     this.dirtyLocal = true;
     this.dirtyRelease = true;
   }
@@ -97,6 +101,7 @@ export class ReleaseModel {
     this.counts[run.state] = (this.counts[run.state] || 1) - 1;
     this.counts[state] = (this.counts[state] || 0) + 1;
     run.state = state;
+    this.dirtyStates.add(run.host);
   }
 
   /** Apply events in seq order; returns how many were new. */
@@ -171,6 +176,7 @@ export class ReleaseModel {
       this.hosts.set(name, run);
       this.order.push(name);
       this.counts.pending = (this.counts.pending || 0) + 1;
+      this.dirtyStates.add(name);
     }
     return run;
   }
@@ -203,7 +209,6 @@ export class ReleaseModel {
       run.finishedMs = ts;
     }
     this.dirtyHosts.add(data.host);
-    this.dirtyRelease = true;
   }
 
   /** Duration of a host run so far (ms), live while it runs. */
@@ -238,8 +243,10 @@ export class ReleaseModel {
   }
 
   takeDirty() {
-    const dirty = { hosts: this.dirtyHosts, local: this.dirtyLocal, release: this.dirtyRelease };
+    const dirty = { hosts: this.dirtyHosts, states: this.dirtyStates, local: this.dirtyLocal,
+      release: this.dirtyRelease };
     this.dirtyHosts = new Set();
+    this.dirtyStates = new Set();
     this.dirtyLocal = false;
     this.dirtyRelease = false;
     return dirty;
