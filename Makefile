@@ -38,9 +38,12 @@ e2e: install
 bench-smoke: install
 	$(PY) -m bench.deploy --hosts 5 --parallel 5 --artifact-mb 1
 	$(PY) -m bench.fanout --clients 20 --rate 100 --seconds 2
+	$(PY) -m bench.console --hosts 60 --parallel 20 --open-after-ok 5 --hook-sleep 0.5
 
 bench: install
 	$(PY) -m bench.deploy --hosts 200 --parallel 100 --artifact-mb 5
+	$(PY) -m bench.fanout --clients 1000 --rate 2000 --seconds 10
+	$(PY) -m bench.console --hosts 500
 
 clean:
 	rm -rf $(VENV) node_modules $(DEMO_DIR) test-artifacts

@@ -156,6 +156,7 @@ async def watch_page(base_url: str, release_id: int, args: argparse.Namespace,
             "events_applied": applied, "page_stats": stats, "transport": status,
             "page_errors": errors,
             "page_matches_api": consistent, "release_state": final["state"],
+            "release_s": round((final.get("duration_ms") or 0) / 1000, 1),
             "counts": expected}
 
 
