@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from services.errors import FerryError
-from services.git import SHA_RE, _off_loop
+from services.git import SHA_RE
+from services.gitrun import ensure_off_loop
 from services.settings import Settings
 
 log = logging.getLogger("ferry.artifacts")
@@ -123,7 +124,7 @@ class ArtifactService:
 
     def _build(self, tree: Path, path: Path) -> tuple[str, int]:
         """Write the archive to a temp file, then rename it and its sidecar into place."""
-        _off_loop()
+        ensure_off_loop()
         if not tree.is_dir():
             raise ArtifactError(f"nothing to package: {tree} is not a directory")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,7 @@ class ArtifactService:
             sidecar_tmp.unlink(missing_ok=True)
 
     def _prune(self, directory: Path, keep: int) -> None:
-        _off_loop()
+        ensure_off_loop()
         if not directory.is_dir():
             return
         artifacts = sorted((p for p in directory.glob(f"*{_SUFFIX}")

@@ -3,7 +3,7 @@
 GitPython runs every git process, only in the executor (never on the event loop). User
 values never reach git as options: URLs and refs are validated, placed after `--` or
 `--end-of-options`, and a ref is resolved once to a 40-hex SHA that is used from then on.
-Every git process gets the same hardened environment and `-c` options (`_GitRunner`) and
+Every git process gets the same hardened environment and `-c` options (`services.gitrun`) and
 is killed, with its children, after `settings.git_timeout_s`.
 """
 
@@ -14,7 +14,6 @@ import concurrent.futures
 import functools
 import hashlib
 import logging
-import math
 import os
 import pathlib
 import re
@@ -24,11 +23,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit
 
-import git as gitpython
-
-from services.errors import FerryError
 from services.gitrefs import (
     SCHEME,
     SHA_PREFIX,
@@ -36,6 +31,7 @@ from services.gitrefs import (
     validate_ref,
     validate_repo_url,
 )
+from services.gitrun import GitError, GitRunner, ensure_off_loop
 from services.settings import Settings
 
 log = logging.getLogger("ferry.git")
@@ -46,97 +42,8 @@ _REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 _FIELD, _RECORD = "\x1f", "\x1e"
 
 
-class GitError(FerryError):
-    """A git operation failed; the message is for people and never holds credentials."""
-
-
-def _off_loop() -> None:
-    """Refuse to run blocking git, tar or hashing work on a thread running an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise RuntimeError("blocking git/file work called on the event loop thread; "
-                       "use the async API, which runs it in the executor")
-
-
-def _scrub(text: str, url: str | None) -> str:
-    """Text from git with every credential of `url` removed, however git printed it."""
-    text = redact_url(text)
-    scheme = SCHEME.match(url or "")
-    if url and scheme:
-        user, _, password = urlsplit(url).netloc.rpartition("@")[0].partition(":")
-        # An https user name is often a token; an ssh one ("git") is not a secret.
-        secrets = {password, user} if scheme[1].lower() == "https" else {password}
-        for secret in secrets:
-            for form in {secret, unquote(secret)}:
-                if len(form) >= 3:
-                    text = text.replace(form, "***")
-    return text
-
-
 def _iso(timestamp: str) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _GitRunner:
-    """Runs one git command through GitPython with Ferry's environment and options."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.timeout = settings.git_timeout_s
-        self.error_max = settings.git_error_max_chars
-        allow_file = settings.git_allow_file_urls
-        ssh = " ".join([
-            "ssh", "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={max(1, math.ceil(settings.ssh_connect_timeout_s))}",
-            "-o", f"ServerAliveInterval={max(1, math.ceil(settings.ssh_keepalive_interval_s))}",
-            "-o", f"ServerAliveCountMax={settings.ssh_keepalive_count_max}",
-            "-o", "ForwardAgent=no", "-o", "ClearAllForwardings=yes"])
-        self.env = {
-            "GIT_ALLOW_PROTOCOL": "https:ssh" + (":file" if allow_file else ""),
-            "GIT_PROTOCOL_FROM_USER": "0",
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": "",
-            "SSH_ASKPASS_REQUIRE": "never",
-            "GIT_SSH_COMMAND": ssh,
-            "GIT_SSH_VARIANT": "ssh",
-            "GIT_HTTP_LOW_SPEED_LIMIT": str(settings.git_low_speed_limit_bps),
-            "GIT_HTTP_LOW_SPEED_TIME": str(settings.git_low_speed_time_s),
-        }
-        options = {
-            "core.hooksPath": "/dev/null",
-            "protocol.file.allow": "always" if allow_file else "never",
-            "submodule.recurse": "false",
-            "fetch.recurseSubmodules": "false",
-            "core.fsmonitor": "false",
-            "core.askPass": "",
-            "log.showSignature": "false",
-        }
-        self.options = [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
-
-    def __call__(self, args: list[str], *, cwd: pathlib.Path, git_dir: pathlib.Path | None = None,
-                 url: str | None = None, check: bool = True, output_stream=None) -> tuple[int, str]:
-        """(status, stdout); raise GitError when `check` and git failed or timed out."""
-        _off_loop()
-        command = [gitpython.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *self.options]
-        if git_dir is not None:
-            command.append(f"--git-dir={git_dir}")
-        command += args
-        started = time.monotonic()
-        status, out, err = gitpython.Git(str(cwd)).execute(
-            command, env=self.env, kill_after_timeout=self.timeout, with_extended_output=True,
-            with_exceptions=False, output_stream=output_stream, strip_newline_in_stdout=False)
-        elapsed = time.monotonic() - started
-        if status != 0 and elapsed >= self.timeout * 0.95:
-            target = f" from {redact_url(url)}" if url else ""
-            raise GitError(f"git {args[0]}{target} timed out after {self.timeout:g}s "
-                           "and was stopped")
-        if status != 0 and check:
-            lines = [line.strip() for line in (err or "").splitlines() if line.strip()]
-            lines = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
-            detail = _scrub(" / ".join(lines[:3]), url)[:self.error_max] or f"exit status {status}"
-            raise GitError(f"git {args[0]} failed: {detail}")
-        return status, out if isinstance(out, str) else ""
 
 
 class GitService:
@@ -145,7 +52,7 @@ class GitService:
     def __init__(self, settings: Settings, executor: concurrent.futures.Executor) -> None:
         self.settings = settings
         self._executor = executor
-        self._git = _GitRunner(settings)
+        self._git = GitRunner(settings)
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- async API ------------------------------------------------------------------------
@@ -242,7 +149,7 @@ class GitService:
     # -- blocking work (executor only) ----------------------------------------------------
 
     def _sync_blocking(self, mirror: pathlib.Path, url: str) -> None:
-        _off_loop()
+        ensure_off_loop()
         if mirror.exists():
             self._git(["fetch", "--prune", "--no-tags", "--no-recurse-submodules", "--quiet",
                        "--", url, *_REFSPECS], cwd=mirror, git_dir=mirror, url=url)
@@ -261,7 +168,7 @@ class GitService:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _resolve_blocking(self, mirror: pathlib.Path, ref: str) -> str:
-        _off_loop()
+        ensure_off_loop()
         if ref == "HEAD" or ref.startswith("refs/"):
             candidates = [ref]
         else:
@@ -277,7 +184,7 @@ class GitService:
         raise GitError(f"unknown ref {ref!r}")
 
     def _refs_blocking(self, mirror: pathlib.Path, prefix: str) -> list[dict]:
-        _off_loop()
+        ensure_off_loop()
         fields = ["refname:lstrip=2", "objecttype", "objectname", "authorname",
                   "contents:subject", "*objecttype", "*objectname", "*authorname",
                   "*contents:subject", "creatordate:unix"]
@@ -300,12 +207,12 @@ class GitService:
         return refs
 
     def _recent_blocking(self, mirror: pathlib.Path, ref: str, limit: int) -> list[dict]:
-        _off_loop()
+        ensure_off_loop()
         return self._log(mirror, self._resolve_blocking(mirror, ref), limit)
 
     def _between_blocking(self, mirror: pathlib.Path, from_sha: str, to_sha: str,
                           limit: int) -> list[dict]:
-        _off_loop()
+        ensure_off_loop()
         for sha in (from_sha, to_sha):
             status, _ = self._git(["cat-file", "-e", f"{sha}^{{commit}}"], cwd=mirror,
                                   git_dir=mirror, check=False)
@@ -328,7 +235,7 @@ class GitService:
 
     def _export_blocking(self, mirror: pathlib.Path, sha: str, dest: pathlib.Path,
                          name: str | None = None, url: str | None = None) -> None:
-        _off_loop()
+        ensure_off_loop()
         dest.mkdir(parents=True, exist_ok=True)
         if any(dest.iterdir()):
             raise GitError(f"export destination {dest} is not empty")
