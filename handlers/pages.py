@@ -16,6 +16,7 @@ import tornado.web
 from handlers.access import UserError, public, requires
 from handlers.base import BaseHandler, same_site_path
 from handlers.locale import LOCALE_COOKIE, cookie_locale, translations
+from services.releases import parse_release_id
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 VENDOR_DIRS = {
@@ -65,8 +66,9 @@ class NewReleasePage(PageHandler):
 
 class ReleasePage(PageHandler):
     @requires("viewer")
-    def get(self, release_id: str) -> None:
-        self.render_page("release.html", release_id=int(release_id))
+    async def get(self, release_id: str) -> None:
+        release = await self.services.releases.find(parse_release_id(release_id))
+        self.render_page("release.html", release_id=release["id"])
 
 
 class LocaleHandler(PageHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from handlers.access import UserError, requires
 from handlers.base import ApiHandler
+from services.releases import parse_release_id
 
 
 class ReleasesHandler(ApiHandler):
@@ -27,7 +28,7 @@ class ReleasesHandler(ApiHandler):
 class ReleaseHandler(ApiHandler):
     @requires("viewer")
     async def get(self, release_id: str) -> None:
-        self.write_json(await self.services.releases.get(int(release_id)))
+        self.write_json(await self.services.releases.get(parse_release_id(release_id)))
 
 
 class ReleaseActionHandler(ApiHandler):
@@ -37,12 +38,12 @@ class ReleaseActionHandler(ApiHandler):
     async def post(self, release_id: str, action: str) -> None:
         releases = self.services.releases
         if action == "retry":
-            release = await releases.retry(self.current_user, int(release_id))
+            release = await releases.retry(self.current_user, parse_release_id(release_id))
             self.set_header("Location", f"/api/releases/{release['id']}")
             self.write_json(release, status=201)
             return
         method = releases.cancel if action == "cancel" else releases.promote
-        self.write_json(await method(int(release_id)), status=202)
+        self.write_json(await method(parse_release_id(release_id)), status=202)
 
 
 class ReleaseRollbackHandler(ApiHandler):
@@ -51,7 +52,8 @@ class ReleaseRollbackHandler(ApiHandler):
         to = self.get_json_body().get("to")
         if to is not None and (isinstance(to, bool) or not isinstance(to, int)):
             raise UserError(400, "to must be a release id")
-        release = await self.services.releases.rollback(self.current_user, int(release_id), to)
+        release = await self.services.releases.rollback(
+            self.current_user, parse_release_id(release_id), to)
         self.set_header("Location", f"/api/releases/{release['id']}")
         self.write_json(release, status=201)
 
@@ -64,5 +66,5 @@ class HostLogHandler(ApiHandler):
             limit = int(self.get_query_argument("limit", "5000"))
         except ValueError:
             raise UserError(400, "after and limit must be whole numbers") from None
-        self.write_json(await self.services.releases.host_log(int(release_id), host, after,
-                                                              limit))
+        self.write_json(await self.services.releases.host_log(
+            parse_release_id(release_id), host, after, limit))

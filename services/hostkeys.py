@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -53,10 +54,19 @@ def host_pattern(address: str, port: int) -> str:
 
 
 def check_address(address: str, port: int) -> None:
-    if not isinstance(address, str) or not _ADDRESS.match(address):
+    if not isinstance(address, str) or not (_ADDRESS.match(address) or _is_ip(address)):
         raise SshError(f"not a valid host address: {address!r}")
     if not isinstance(port, int) or not 0 < port < 65536:
         raise SshError(f"not a valid port: {port!r}")
+
+
+def _is_ip(address: str) -> bool:
+    """An IPv4 or IPv6 literal (IPv6 may start with ':', e.g. ::1); no %zone."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return "%" not in address
 
 
 class KnownHosts:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
+from collections import Counter
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services import validation as check
 from services.errors import Conflict, Invalid, NotFound
@@ -21,10 +25,24 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in DIGITS.split(name)]
 
 
-ADDRESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:%-]{0,252}$")
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+                       r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
 USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 JUMP = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.:-]{0,252}(:\d{1,5})?$")
 FIELDS = ("name", "address", "port", "user", "key_path", "groups", "variables", "jump_host")
+
+
+def valid_address(value: Any) -> bool:
+    """An IPv4 or IPv6 address (no zone id) or a DNS host name; nothing else."""
+    if not isinstance(value, str) or "%" in value:
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    # Dotted digits that are no IPv4 address (10.0.0.256) are a typo, not a host name.
+    return bool(HOST_NAME.match(value)) and not re.fullmatch(r"[\d.]+", value)
 
 
 def public_host(doc: dict) -> dict:
@@ -50,8 +68,9 @@ class HostService:
             doc["name"] = check.name(body.get("name"), "host name")
         if "address" in body or not partial:
             address = body.get("address")
-            if not isinstance(address, str) or not ADDRESS.match(address):
-                raise Invalid("address must be a host name or IP address")
+            if not valid_address(address):
+                raise Invalid("address must be a host name or an IPv4 or IPv6 address "
+                              "(without brackets, port or %zone)")
             doc["address"] = address
         if "port" in body or not partial:
             doc["port"] = check.integer(body.get("port", 22), "port", 1, 65535)
@@ -88,25 +107,37 @@ class HostService:
         return public_host(doc)
 
     async def create_many(self, bodies: list[dict]) -> list[dict]:
-        """Validate every host first, so a bad line adds none of them."""
+        """Validate every host first, so a bad one adds none of them. Errors name a host
+        by its place in the list and its name ("host 3 (web-3)")."""
         if not isinstance(bodies, list) or len(bodies) > self.settings.max_hosts_per_release:
             raise Invalid(f"hosts must be a list of at most {self.settings.max_hosts_per_release}")
         docs = []
-        for index, body in enumerate(bodies):
+        for number, body in enumerate(bodies, 1):
             try:
+                if not isinstance(body, dict):
+                    raise Invalid("must be an object with name, address, port, user, groups")
                 docs.append(self.validate(body))
             except Invalid as error:
-                raise Invalid(f"host {index + 1}: {error}") from None
+                raise Invalid(f"{_which(number, body)}: {error}") from None
         names = [doc["name"] for doc in docs]
-        if len(set(names)) != len(names):
-            raise Invalid("host names repeat within the list")
-        if await self.store.hosts.count_documents({"name": {"$in": names}}):
-            raise Conflict("some of these host names already exist")
+        repeated = sorted((name for name, n in Counter(names).items() if n > 1), key=natural_key)
+        if repeated:
+            raise Invalid(f"host names repeat within the list: {', '.join(repeated)}")
+        existing = sorted([doc["name"] async for doc in self.store.hosts.find(
+            {"name": {"$in": names}}, {"name": 1})], key=natural_key)
+        if existing:
+            raise Conflict(f"these host names already exist: {', '.join(existing)}")
         now = utcnow()
         for doc in docs:
             doc["created_at"] = doc["updated_at"] = now
         if docs:
-            await self.store.hosts.insert_many(docs)
+            try:
+                await self.store.hosts.insert_many(docs)
+            except BulkWriteError:
+                # Added by someone else meanwhile: take back ours, so it stays all or none.
+                await self.store.hosts.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+                raise Conflict("some of these host names were added meanwhile; "
+                               "nothing was imported") from None
         return [public_host(doc) for doc in docs]
 
     async def get(self, name: str) -> dict:
@@ -121,20 +152,54 @@ class HostService:
         return sorted(hosts, key=lambda host: natural_key(host["name"]))
 
     async def update(self, name: str, body: dict) -> dict:
+        """A new address or port is another machine as far as SSH knows: its trust is
+        cleared and the host must be scanned and confirmed again."""
         changes = self.validate(body, partial=True)
         if changes.get("name", name) != name:
             raise Invalid("a host cannot be renamed; create a new one")
+        old = await self.get(name)
+        moved = any(key in changes and changes[key] != old.get(key)
+                    for key in ("address", "port"))
         changes["updated_at"] = utcnow()
+        update: dict[str, Any] = {"$set": changes}
+        if moved:
+            update["$unset"] = {"host_key_fingerprint": ""}
         doc = await self.store.hosts.find_one_and_update(
-            {"name": name}, {"$set": changes}, return_document=True)
+            {"name": name, "address": old["address"], "port": old.get("port")}, update,
+            return_document=True)
         if doc is None:
-            raise NotFound(f"no host named {name!r}")
+            raise Conflict(f"host {name!r} was changed or deleted meanwhile; try again")
+        if moved:
+            await self._forget_unused(old["address"], old.get("port") or 22)
+            await self._forget_unused(doc["address"], doc["port"])
         return public_host(doc)
 
     async def delete(self, name: str) -> None:
-        result = await self.store.hosts.delete_one({"name": name})
-        if not result.deleted_count:
+        doc = await self.store.hosts.find_one_and_delete({"name": name})
+        if doc is None:
             raise NotFound(f"no host named {name!r}")
+        await self._forget_unused(doc["address"], doc.get("port") or 22)
+
+    async def _forget_unused(self, address: str, port: int) -> None:
+        """Drop the known_hosts entry of address:port unless a host there still uses it."""
+        if await self.store.hosts.count_documents({"address": address, "port": port},
+                                                  limit=1):
+            return
+        # An address known_hosts cannot hold (older data) has no entry to forget.
+        with contextlib.suppress(SshError):
+            await self.ssh.forget_host_key(address, port)
+
+    async def record_results(self, release: dict, runs: list[dict]) -> None:
+        """Each host's `last_release`: the last release that ran on it and how it went
+        there. Hosts it never reached (skipped, cancelled before starting) keep theirs."""
+        summary = {"id": release["_id"], "project": release["project"],
+                   "kind": release["kind"], "ref": release["ref"],
+                   "release_state": release["state"]}
+        updates = [UpdateOne({"name": run["host"]}, {"$set": {"last_release": {
+            **summary, "state": run["state"], "finished_at": run.get("finished_at")}}})
+            for run in runs if run.get("started_at") is not None]
+        if updates:
+            await self.store.hosts.bulk_write(updates, ordered=False)
 
     async def select(self, names: list[str] | None, groups: list[str] | None) -> list[dict]:
         """The hosts named or in any of the groups, in name order; unknown names are an error."""
@@ -175,7 +240,17 @@ class HostService:
             raise Conflict(f"{name} now offers {key.fingerprint}, not the confirmed "
                            f"{fingerprint}; scan again")
         await self.ssh.trust_host_key(key.address, key.port, key.public_key)
-        await self.store.hosts.update_one(
-            {"name": name}, {"$set": {"host_key_fingerprint": key.fingerprint,
-                                      "updated_at": utcnow()}})
+        # Only if the host still has the address and port whose key was confirmed.
+        result = await self.store.hosts.update_one(
+            {"name": name, "address": host["address"], "port": host.get("port")},
+            {"$set": {"host_key_fingerprint": key.fingerprint, "updated_at": utcnow()}})
+        if not result.matched_count:
+            await self._forget_unused(host["address"], host.get("port") or 22)
+            raise Conflict(f"{name} was changed or deleted meanwhile; scan it again")
         return {"host": name, "fingerprint": key.fingerprint, "trusted": True}
+
+
+def _which(number: int, body: Any) -> str:
+    """"host 3 (web-3)": a host of an imported list, by place and by name."""
+    name = body.get("name") if isinstance(body, dict) else None
+    return f"host {number} ({name[:64]})" if isinstance(name, str) and name else f"host {number}"

@@ -38,6 +38,14 @@ def tally(states: Iterable[str]) -> dict[str, int]:
     return {state: counts.get(state, 0) for state in HOST_STATES}
 
 
+def switched(run: dict) -> bool:
+    """Whether a release (may have) moved this host's `current`: its atomic switch ran to
+    the end, or was cut off mid-way (cancelled, or Ferry died: either side is possible).
+    A host its own release already switched back (`rolled_back`) is back where it was."""
+    stage = (run.get("stages") or {}).get("release") or {}
+    return stage.get("state") in ("ok", "running", "cancelled") and run["state"] != "rolled_back"
+
+
 def public_host_run(run: dict) -> dict:
     return {key: value for key, value in run.items() if key not in ("_id", "release_id")}
 

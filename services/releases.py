@@ -11,14 +11,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pymongo import DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from services.auth import User
 from services.errors import Conflict, Invalid, NotFound
 from services.git import GitError
 from services.gitrefs import validate_ref
 from services.hosts import natural_key
-from services.records import ReleaseRecord, new_host_run, public_host_run, tally
+from services.locks import ACTIVE, DeployLock
+from services.records import ReleaseRecord, new_host_run, public_host_run, switched, tally
 from services.release_run import ReleaseRun
 from services.store import utcnow
 from services.strategies import Strategy
@@ -27,9 +27,16 @@ if TYPE_CHECKING:
     from services import Services
 
 log = logging.getLogger("ferry.releases")
-ACTIVE = ("pending", "running", "paused")
 HOST_LOG_PAGE = 5000
 RETRYABLE = ("failed", "skipped", "cancelled", "interrupted", "pending")
+MAX_ID = 2**63 - 1  # release ids are the database's int64
+
+
+def parse_release_id(text: str) -> int:
+    """A release id as a user wrote it (a path part); one no release can have is unknown."""
+    if not text.isdigit() or len(text) > 19 or not 0 < int(text) <= MAX_ID:
+        raise NotFound(f"no release {text[:40]}")
+    return int(text)
 
 
 def public_release(doc: dict) -> dict:
@@ -44,6 +51,7 @@ class ReleaseService:
         self.services = services
         self.settings = services.settings
         self.store = services.store
+        self.locks = DeployLock(self.store, self.settings)
         self.runs: dict[int, tuple[ReleaseRun, asyncio.Task]] = {}
         self._lease_task: asyncio.Task | None = None
 
@@ -66,8 +74,8 @@ class ReleaseService:
 
     async def _topic_exists(self, topic: str, user: User) -> bool:
         try:
-            release_id = int(topic.split(":", 1)[1])
-        except ValueError:
+            release_id = parse_release_id(topic.split(":", 1)[1])
+        except NotFound:
             return False
         return await self.store.releases.count_documents({"_id": release_id}, limit=1) > 0
 
@@ -119,6 +127,12 @@ class ReleaseService:
         source = await self._get_doc(release_id)
         if source["state"] in ACTIVE:
             raise Conflict(f"release {release_id} is still {source['state']}; cancel it first")
+        # Only the hosts it switched: the others still run what they ran before it.
+        names = [run["host"] async for run in self.store.host_runs.find(
+            {"release_id": release_id}, {"host": 1, "state": 1, "stages": 1})
+            if switched(run)]
+        if not names:
+            raise Invalid(f"release {release_id} switched no host; nothing to roll back")
         if to is None:
             target = await self.last_success(source["project"], source["environment"],
                                              before=release_id)
@@ -129,8 +143,6 @@ class ReleaseService:
             if target["project"] != source["project"] or target["kind"] == "rollback":
                 raise Invalid(f"release {to} is not a deploy of {source['project']}")
         project = await self.services.projects.get(source["project"])
-        names = [run["host"] async for run in self.store.host_runs.find(
-            {"release_id": release_id})]
         hosts = await self.services.hosts.select(names, None)
         # The same batches and parallelism, but no pauses, fail limit or auto-rollback.
         strategy = dataclasses.replace(Strategy.parse(source["strategy"]), pause_after=[],
@@ -142,9 +154,12 @@ class ReleaseService:
 
     async def _start(self, user: User, project: dict, hosts: list[dict], strategy: Strategy,
                      kind: str, ref: str, sha: str, extra: dict, take_over: bool) -> dict:
-        release_id = await self.store.next_id("release")
         environment = project["environment"]
-        took_over = await self._acquire_lock(project["name"], environment, release_id,
+        # Refused while locked before taking an id, so a 409 costs no release number (the
+        # lock itself is still taken atomically below; only a race can skip a number).
+        await self.locks.check(project["name"], environment, bool(take_over))
+        release_id = await self.store.next_id("release")
+        took_over = await self.locks.acquire(project["name"], environment, release_id,
                                              bool(take_over))
         names = [host["name"] for host in hosts]
         plan = strategy.plan(names)
@@ -164,7 +179,7 @@ class ReleaseService:
             await self.store.releases.insert_one(release)
             await self.store.host_runs.insert_many(list(host_runs.values()), ordered=False)
         except Exception:
-            await self._release_lock(project["name"], environment, release_id)
+            await self.locks.release(project["name"], environment, release_id)
             raise
         record = ReleaseRecord(self.store, self.services.events, release, host_runs,
                                self.settings.log_flush_interval_s)
@@ -179,12 +194,9 @@ class ReleaseService:
             await run.execute()
         finally:
             self.runs.pop(release["_id"], None)
-            await self._release_lock(release["project"], release["environment"],
+            await self.locks.release(release["project"], release["environment"],
                                      release["_id"])
-            await self.store.hosts.update_many(
-                {"name": {"$in": release["hosts"]}},
-                {"$set": {"last_release": {"id": release["_id"], "state": release["state"],
-                                           "project": release["project"]}}})
+            await self.services.hosts.record_results(release, list(run.record.hosts.values()))
 
     # -- control --------------------------------------------------------------------
 
@@ -271,50 +283,19 @@ class ReleaseService:
             query["_id"] = {"$lt": before}
         return await self.store.releases.find_one(query, sort=[("_id", DESCENDING)])
 
+    async def find(self, release_id: int) -> dict:
+        """The release alone (no host runs); NotFound when there is none."""
+        return public_release(await self._get_doc(release_id))
+
     async def _get_doc(self, release_id: int) -> dict:
+        if not 0 < release_id <= MAX_ID:
+            raise NotFound(f"no release {release_id}")
         doc = await self.store.releases.find_one({"_id": release_id})
         if doc is None:
             raise NotFound(f"no release {release_id}")
         return doc
 
     # -- leases ---------------------------------------------------------------------
-
-    async def _acquire_lock(self, project: str, environment: str, release_id: int,
-                            take_over: bool) -> dict | None:
-        """The deploy lock: one active release per project and environment."""
-        key = f"deploy:{project}:{environment}"
-        now = utcnow()
-        lease = {"release_id": release_id, "owner": self.settings.instance_id,
-                 "acquired_at": now,
-                 "expires_at": now + timedelta(seconds=self.settings.lease_ttl_s)}
-        try:
-            await self.store.leases.insert_one({"_id": key, **lease})
-            return None
-        except DuplicateKeyError:
-            pass
-        held = await self.store.leases.find_one({"_id": key})
-        if held is None:
-            return await self._acquire_lock(project, environment, release_id, take_over)
-        holder = await self.store.releases.find_one({"_id": held["release_id"]}) or {}
-        who = (f"release {held['release_id']} ({holder.get('kind', 'deploy')} of "
-               f"{holder.get('ref', '?')} by {holder.get('created_by', '?')})")
-        if held["expires_at"] > now:
-            raise Conflict(f"{project} ({environment}) is locked by {who}")
-        if not take_over:
-            raise Conflict(f"{project} ({environment}) has a stale lock from {who}, last "
-                           f"renewed {held['expires_at'].isoformat()}; pass take_over: true "
-                           "to take it over")
-        taken = await self.store.leases.find_one_and_update(
-            {"_id": key, "release_id": held["release_id"], "expires_at": held["expires_at"]},
-            {"$set": lease}, return_document=ReturnDocument.AFTER)
-        if taken is None:
-            raise Conflict(f"{project} ({environment}) was locked by someone else meanwhile")
-        log.warning("release %s took over the stale lock of %s", release_id, who)
-        return {"release_id": held["release_id"], "owner": held["owner"], "at": now}
-
-    async def _release_lock(self, project: str, environment: str, release_id: int) -> None:
-        await self.store.leases.delete_one(
-            {"_id": f"deploy:{project}:{environment}", "release_id": release_id})
 
     async def _lease_loop(self) -> None:
         while True:
@@ -364,10 +345,13 @@ class ReleaseService:
             {"release_id": doc["_id"], "state": "running"},
             {"$set": {"state": "interrupted", "reason": "Ferry stopped while this host ran"}})
         # The dead owner's counts lag its host runs; the host runs are what is known.
-        counts = tally([run["state"] async for run in self.store.host_runs.find(
-            {"release_id": doc["_id"]}, {"state": 1})])
+        runs = [run async for run in self.store.host_runs.find(
+            {"release_id": doc["_id"]}, {"host": 1, "state": 1, "started_at": 1,
+                                         "finished_at": 1})]
+        counts = tally(run["state"] for run in runs)
         await self.store.releases.update_one({"_id": doc["_id"]}, {"$set": {"counts": counts}})
-        await self._release_lock(doc["project"], doc["environment"], doc["_id"])
+        await self.locks.release(doc["project"], doc["environment"], doc["_id"])
+        await self.services.hosts.record_results(claimed, runs)
         log.warning("release %s marked interrupted", doc["_id"])
         await self.services.events.publish(f"release:{doc['_id']}", "release",
                                            {"state": "interrupted", "counts": counts,

@@ -2,7 +2,7 @@
 // releases with their outcome and duration.
 import { get } from "./api.js";
 import { EventClient } from "./events.js";
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 import { $, applyRole, clear, el, fmtDuration, fmtTime, guarded, releaseLink, showError,
   stateBadge, statusLabel } from "./util.js";
 
@@ -43,7 +43,8 @@ function renderRunning() {
         el("div", { class: "muted" }, `${t(release.kind || "deploy")} ${release.ref || ""} · ${
           release.environment || ""}`)),
       bar,
-      el("div", null, t("{done} of {total} hosts done", { done, total: totalOf(release) }))));
+      el("div", null, tn("{done} of {total} host done", "{done} of {total} hosts done",
+        totalOf(release), { done, total: totalOf(release) }))));
   }
 }
 

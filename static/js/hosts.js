@@ -1,7 +1,7 @@
 // Hosts: the list with groups and last release, add/edit, import many at once, and host
 // key scans whose fingerprints the user confirms before Ferry trusts them.
 import { del, get, post, put } from "./api.js";
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 import { $, applyRole, clear, confirmDialog, el, guarded, releaseLink, showError,
   showNotice, stateBadge, words } from "./util.js";
 
@@ -39,7 +39,7 @@ function render() {
     const last = host.last_release;
     body.append(el("tr", { dataset: { host: host.name } },
       el("td", null, el("b", null, host.name)),
-      el("td", null, `${host.address}:${host.port}`,
+      el("td", null, hostPort(host.address, host.port),
         host.jump_host ? el("div", { class: "muted" }, `via ${host.jump_host}`) : null),
       el("td", null, host.user),
       el("td", null, (host.groups || []).join(" ")),
@@ -147,6 +147,7 @@ function parseLine(line, keyPath) {
 async function importHosts(event) {
   event.preventDefault();
   const form = event.target;
+  const box = $("#import-error");
   await guarded(async () => {
     const keyPath = form.key_path.value.trim();
     const lines = form.lines.value.split("\n");
@@ -160,11 +161,17 @@ async function importHosts(event) {
       }
     });
     if (!batch.length) return;
-    const { hosts: created } = await post("/api/hosts", { hosts: batch });
+    let created;
+    try {
+      ({ hosts: created } = await post("/api/hosts", { hosts: batch }));
+    } catch (error) {
+      // The server checks the whole list first ("host 3 (web-3): …", "already exist: …").
+      throw new Error(t("Nothing was imported: {error}", { error: error.message }));
+    }
     form.lines.value = "";
     await load();
-    showNotice(t("Imported {n} hosts.", { n: created.length }));
-  });
+    showNotice(tn("Imported {n} host.", "Imported {n} hosts.", created.length));
+  }, box);
 }
 
 async function saveHost(event) {
@@ -216,13 +223,13 @@ function renderScans() {
   for (const [name, result] of scanned) {
     body.append(el("tr", { dataset: { host: name } },
       el("td", null, el("b", null, name)),
-      el("td", null, `${result.address}:${result.port}`),
+      el("td", null, hostPort(result.address, result.port)),
       el("td", null, result.key_type),
       el("td", { class: "fingerprint" }, result.fingerprint),
       el("td", { class: "actions" }, el("button", { type: "button", class: "small primary",
         onclick: () => trust([name]) }, t("Trust key")))));
   }
-  $("#trust-all").textContent = t("Trust these {n} keys", { n: scanned.size });
+  $("#trust-all").textContent = tn("Trust this key", "Trust these {n} keys", scanned.size);
   $("#trust-all").hidden = scanned.size === 0;
 }
 
@@ -249,7 +256,7 @@ async function trust(names) {
   if (!scanned.size) $("#scan-results").hidden = true;
   await load();
   if (errors.length) showError(errors.join("\n"));
-  if (trusted) showNotice(t("Trusted {n} keys.", { n: trusted }));
+  if (trusted) showNotice(tn("Trusted {n} key.", "Trusted {n} keys.", trusted));
 }
 
 applyRole();
@@ -268,3 +275,8 @@ $("#scan-close").addEventListener("click", () => {
   $("#scan-results").hidden = true;
 });
 load();
+
+/** "address:port", with an IPv6 address in brackets as in SSH's own notation. */
+function hostPort(address, port) {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -2,7 +2,7 @@
 // strategy; see the commits between what is deployed and the target; start it.
 import { get, post } from "./api.js";
 import { t, tn } from "./i18n.js";
-import { $, $$, applyRole, clear, commitRows, el, fmtTime, guarded, shortSha, showError }
+import { $, $$, applyRole, clear, commitRows, el, fmtTime, shortSha, showError }
   from "./util.js";
 
 const root = $("#new-release-page");
@@ -10,10 +10,24 @@ const project = root.dataset.project;
 const projectGroups = JSON.parse(root.dataset.groups || "[]");
 const projectHosts = JSON.parse(root.dataset.hosts || "[]");
 const projectStrategy = JSON.parse(root.dataset.strategy || "null");
+const environment = root.dataset.environment;
 const refs = new Map();       // name → {name, sha, subject, author, date}
-let deployed = null;          // the release whose sha is live now, or null
+let deployed = null;          // what is live now: {release, sha, ok, total}, or null
+let historyError = null;      // why the release history could not be read, or null
 let allHosts = [];
 let changesToken = 0;
+let starting = false;
+const loadErrors = [];        // what could not be loaded, shown above the form
+
+/** The page's error box: what failed to load, then `more` (unless already said). */
+function pageError(more) {
+  const extra = more && !loadErrors.some((error) => error.includes(more)) ? [more] : [];
+  showError([...loadErrors, ...extra].join("\n"));
+}
+
+function projectUrl(path) {
+  return `/api/projects/${encodeURIComponent(project)}/${path}`;
+}
 
 function sizeValue(text) {
   const value = String(text).trim();
@@ -45,19 +59,78 @@ async function loadRefs() {
   if (main) select.value = main.name;
 }
 
-async function loadDeployed() {
-  const { releases } = await get(`/api/releases?project=${encodeURIComponent(project)}&limit=100`);
-  deployed = releases.find((r) => r.state === "succeeded" && r.sha) || null;
+function okCount(release) {
+  return (release.counts && release.counts.ok) || 0;
 }
 
-function showRefInfo() {
+function hostTotal(release) {
+  if (release.total) return release.total;
+  return Object.values(release.counts || {}).reduce((a, b) => a + (b || 0), 0);
+}
+
+/** What is live now, from the project's releases (newest first): the newest release of
+ * this environment that switched at least one host and was not switched back (a release
+ * that failed on some hosts or a cancelled canary still switched the others; a rollback
+ * carries its target's sha). A retry adds the hosts its source already switched. */
+function deployedNow(releases) {
+  const list = releases.filter((r) => !environment || r.environment === environment);
+  const at = list.findIndex((r) => r.sha && r.state !== "rolled_back" && okCount(r) > 0);
+  if (at < 0) return null;
+  const release = list[at];
+  let ok = okCount(release);
+  let root = release;
+  for (const older of list.slice(at + 1)) {
+    const source = older.id === root.retry_of && older.sha === release.sha;
+    if (source && older.state !== "rolled_back") {
+      ok += okCount(older);
+      root = older;
+    } else if (okCount(older) > 0 || !root.retry_of) {
+      break;
+    }
+  }
+  return { release, sha: release.sha, ok, total: Math.max(ok, hostTotal(root)) };
+}
+
+async function loadDeployed() {
+  const { releases } = await get(`/api/releases?project=${encodeURIComponent(project)}&limit=100`);
+  deployed = deployedNow(releases);
+}
+
+function showDeployed() {
+  const box = $("#deployed-now");
+  if (historyError) {
+    box.className = "muted";
+    box.textContent = t("The release history could not be loaded: {error}",
+      { error: historyError });
+  } else if (deployed) {
+    box.className = "";
+    box.textContent = tn("Deployed now: {sha} (release {id}, on {ok} of {n} host)",
+      "Deployed now: {sha} (release {id}, on {ok} of {n} hosts)", deployed.total,
+      { sha: shortSha(deployed.sha), id: deployed.release.id, ok: deployed.ok });
+  } else {
+    box.className = "muted";
+    box.textContent = t("No release of this project is deployed yet.");
+  }
+}
+
+/** The subject, author and date of the commit `ref` names, or, when they are not known
+ * (yet), the ref as typed. */
+function showRefInfo(ref, commit) {
   const box = $("#ref-info");
   clear(box);
-  const ref = refs.get(currentRef());
-  if (ref) {
-    box.append(el("b", null, ref.subject || ""), ` — ${ref.author || ""}, ${fmtTime(ref.date)} · `,
-      el("span", { class: "mono" }, shortSha(ref.sha)));
+  if (commit) {
+    box.append(el("b", null, commit.subject || ""),
+      ` — ${commit.author || ""}, ${fmtTime(commit.date)} · `,
+      el("span", { class: "mono", title: commit.sha }, shortSha(commit.sha)));
+  } else if (ref) {
+    box.append(el("span", { class: "mono" }, ref), " — ",
+      t("commit details appear once the release resolves it"));
   }
+}
+
+async function commitsOf(ref, base) {
+  const query = `ref=${encodeURIComponent(ref)}${base ? `&base=${encodeURIComponent(base)}` : ""}`;
+  return (await get(projectUrl(`commits?${query}`))).commits;
 }
 
 async function showChanges() {
@@ -65,24 +138,32 @@ async function showChanges() {
   const token = ++changesToken;
   const body = $("#changes");
   const title = $("#changes-title");
-  showRefInfo();
-  if (!ref) return;
-  const base = deployed ? deployed.sha : null;
-  const query = `ref=${encodeURIComponent(ref)}${base ? `&base=${encodeURIComponent(base)}` : ""}`;
-  try {
-    const { commits } = await get(`/api/projects/${encodeURIComponent(project)}/commits?${query}`);
-    if (token !== changesToken) return;
-    title.textContent = base
-      ? `${t("Deployed now: {sha} (release {id})", { sha: shortSha(base), id: deployed.id })} · ${
-        t("Commits between {base} and {ref}", { base: shortSha(base), ref })}`
-      : t("First release of this project: recent commits of {ref}", { ref });
-    commitRows(body, commits);
-    showError("");
-  } catch (error) {
-    if (token !== changesToken) return;
+  const known = refs.get(ref);
+  showRefInfo(known ? ref : "", known);
+  if (!ref) {
     clear(body);
     title.textContent = "";
-    showError(error.message);
+    return;
+  }
+  const base = deployed ? deployed.sha : null;
+  const changes = commitsOf(ref, base);
+  // A typed SHA or ref: its own commit heads the recent commits of it.
+  const detail = known ? Promise.resolve(known)
+    : (base ? commitsOf(ref) : changes).then((commits) => commits[0] || null);
+  const [changed, described] = await Promise.allSettled([changes, detail]);
+  if (token !== changesToken) return;
+  if (!known) showRefInfo(ref, described.status === "fulfilled" ? described.value : null);
+  if (changed.status === "fulfilled") {
+    let text = t("First release of this project: recent commits of {ref}", { ref });
+    if (base) text = t("Commits between {base} and {ref}", { base: shortSha(base), ref });
+    else if (historyError) text = t("Recent commits of {ref}", { ref });
+    title.textContent = text;
+    commitRows(body, changed.value);
+    pageError();
+  } else {
+    clear(body);
+    title.textContent = "";
+    pageError(changed.reason.message || String(changed.reason));
   }
 }
 
@@ -182,14 +263,55 @@ function batchCount(total, batches) {
   return count;
 }
 
+/** A count of hosts (at least `min`) or a percentage from 1% to 100%. */
+function validSize(text, min) {
+  const value = String(text).trim();
+  const percent = value.match(/^(\d{1,3})%$/);
+  if (percent) return Number(percent[1]) >= 1 && Number(percent[1]) <= 100;
+  return /^\d+$/.test(value) && Number(value) >= min;
+}
+
+/** The strategy fields' problems, shown under them; Start stays disabled while any. */
+function validate() {
+  const form = $("#release-form");
+  const max = Number(form.parallel.max || 1000);
+  const parallel = form.parallel.value.trim();
+  const checks = [
+    [form.parallel, /^\d+$/.test(parallel) && Number(parallel) >= 1 && Number(parallel) <= max,
+      t("P must be a whole number from 1 to {max}.", { max })],
+    [form.batch, preset() !== "rolling" || validSize(form.batch.value, 1),
+      t("B must be a number of hosts (1 or more) or a percentage from 1% to 100%.")],
+    [form.canary, preset() !== "canary" || validSize(form.canary.value, 1),
+      t("K must be a number of hosts (1 or more) or a percentage from 1% to 100%.")],
+    [form.max_fail, form.max_fail.value.trim() === "" || validSize(form.max_fail.value, 0),
+      t("max_fail must be empty, a number of hosts (0 or more) or a percentage from 1% to 100%.")],
+  ];
+  const box = clear($("#strategy-error"));
+  for (const [input, ok, message] of checks) {
+    if (ok) input.removeAttribute("aria-invalid");
+    else {
+      input.setAttribute("aria-invalid", "true");
+      box.append(el("div", null, message));
+    }
+  }
+  box.hidden = !box.firstChild;
+  $("#start-release").disabled = starting || !box.hidden;
+  return box.hidden;
+}
+
 function updateSummary() {
   const hosts = selectedHosts();
   $("#host-count").textContent = t("{n} selected", { n: hosts.length });
   for (const label of $$("[data-for]")) label.hidden = label.dataset.for !== preset();
-  const plan = strategy();
-  $("#plan-summary").textContent = hosts.length
-    ? t("{n} hosts in {b} batches", { n: hosts.length, b: batchCount(hosts.length, plan.batches) })
-    : t("no hosts selected");
+  const valid = validate();
+  const hostText = tn("{n} host", "{n} hosts", hosts.length);
+  if (!hosts.length) $("#plan-summary").textContent = t("no hosts selected");
+  else if (!valid) $("#plan-summary").textContent = hostText;
+  else {
+    const batches = batchCount(hosts.length, strategy().batches);
+    $("#plan-summary").textContent = t("{hosts} in {batches}",
+      { hosts: hostText, batches: tn("{n} batch", "{n} batches", batches) });
+  }
 }
 
 function applyDefaultStrategy() {
@@ -215,19 +337,22 @@ async function start(event) {
   const hosts = selectedHosts();
   const ref = currentRef();
   if (!hosts.length) {
-    showError(t("no hosts selected"));
+    pageError(t("no hosts selected"));
     return;
   }
+  if (!validate()) return;
+  starting = true;
   button.disabled = true;
   button.textContent = t("Starting…");
   try {
-    showError("");
+    pageError();
     const release = await post("/api/releases", { project, ref, hosts, strategy: strategy() });
     location.assign(`/releases/${release.id}`);
   } catch (error) {
-    showError(error.message);
-    button.disabled = false;
+    pageError(error.message);
+    starting = false;
     button.textContent = t("Start release");
+    validate();
   }
 }
 
@@ -248,10 +373,38 @@ $("#ref-input").addEventListener("input", () => {
   refTimer = setTimeout(showChanges, 400);
 });
 
-guarded(async () => {
-  const [, , hostList] = await Promise.all([loadRefs(), loadDeployed(), get("/api/hosts")]);
-  allHosts = hostList.hosts;
+async function loadHosts() {
+  allHosts = (await get("/api/hosts")).hosts;
   renderGroups();
   updateSummary();
-  await showChanges();
+}
+
+/** Runs `loader`; when it fails, notes why for the page and lets `failed` fill its place. */
+async function settle(loader, failed) {
+  try {
+    await loader();
+  } catch (error) {
+    failed(error.message || String(error));
+  }
+}
+
+// Refs, hosts and history load independently: one failing leaves the others usable.
+validate();
+Promise.all([
+  settle(loadRefs, (error) => {
+    loadErrors.push(t("Branches and tags could not be loaded: {error}", { error }));
+    const select = clear($("#ref-select"));
+    select.append(el("option", { value: "" }, t("(type a branch, tag or SHA below)")));
+  }),
+  settle(loadHosts, (error) => {
+    loadErrors.push(t("Hosts could not be loaded: {error}", { error }));
+    clear($("#groups")).append(el("p", { class: "muted" }, t("none")));
+  }),
+  settle(loadDeployed, (error) => {
+    historyError = error;
+  }),
+]).then(() => {
+  showDeployed();
+  pageError();
+  return showChanges();
 });

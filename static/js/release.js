@@ -8,7 +8,7 @@ import { t } from "./i18n.js";
 import { $, applyRole, confirmDialog, el, fmtDuration, fmtTime, shortSha, showError,
   stateLabel, statusLabel, toMs } from "./util.js";
 import { LogConsole } from "./release/console.js";
-import { ACTIVE, ReleaseModel } from "./release/model.js";
+import { ACTIVE, LOCAL, ReleaseModel } from "./release/model.js";
 import { Progress } from "./release/progress.js";
 import { HostTable } from "./release/table.js";
 
@@ -68,6 +68,7 @@ class ReleasePage {
       const graph = new FlowGraph($("#flow"), this.model, {
         onHost: (name) => this.selectHost(name, true),
         onGroup: (names, title) => this.filterGroup(names, title),
+        onLocal: () => this.selectHost(LOCAL),
       });
       this.graph = graph;
       this.stats.graphBuildMs = await graph.build();
@@ -77,7 +78,8 @@ class ReleasePage {
     performance.mark("ferry:graph");
     this.markFirstRender();
     const fromHash = decodeURIComponent((location.hash.match(/host=([^&]+)/) || [])[1] || "");
-    if (fromHash && this.model.hosts.has(fromHash)) this.selectHost(fromHash, true);
+    if (fromHash === LOCAL || this.model.hosts.has(fromHash)) this.selectHost(fromHash, true);
+    else if (this.localFailed()) this.selectHost(LOCAL);
     this.subscribe(typeof snapshot.seq === "number" ? snapshot.seq : 0);
     setInterval(() => this.tick(), 1000);
     window.ferryRelease = { model: this.model, graph: this.graph, table: this.table,
@@ -150,6 +152,10 @@ class ReleasePage {
     const started = performance.now();
     const dirty = this.model.takeDirty();
     if (this.graph) this.graph.update(dirty);
+    // The build failed while nobody had picked a log: show the build's.
+    if (dirty.local && !this.selected && this.firstRender && this.localFailed()) {
+      this.selectHost(LOCAL);
+    }
     this.table.update(dirty.hosts);
     if (dirty.release || dirty.states.size) this.progress.update();
     // Once the release is over, late host changes (a rollback) can change which buttons apply.
@@ -203,12 +209,25 @@ class ReleasePage {
       el("span", { class: "tag" }, release.environment || ""),
       el("span", null, `${t(release.kind || "deploy")} `, el("b", null, release.ref || ""),
         release.sha ? ` · ${shortSha(release.sha)}` : ""),
+      this.lineage(release),
       el("span", null, release.created_by || ""),
       started ? el("span", null, `${t("Started")} ${fmtTime(started)}`) : null,
       started ? el("span", null, `${t("Duration")} ${fmtDuration(
         release.duration_ms ?? ((finished ?? Date.now()) - started))}`) : null,
     ].filter(Boolean);
     meta.replaceChildren(...parts);
+  }
+
+  /** Where a rollback or retry comes from, and a rollback's target, as links. */
+  lineage(release) {
+    const link = (id) => el("a", { href: `/releases/${id}` }, `#${id}`);
+    if (release.kind === "rollback" && release.rollback_of) {
+      const parts = [`${t("rollback of")} `, link(release.rollback_of)];
+      if (release.target_release) parts.push(" → ", link(release.target_release));
+      return el("span", null, ...parts);
+    }
+    if (release.retry_of) return el("span", null, `${t("retry of")} `, link(release.retry_of));
+    return null;
   }
 
   selectHost(name, reveal = false) {
@@ -219,6 +238,11 @@ class ReleasePage {
     if (this.graph) this.graph.select(name);
     this.log.open(name);
     history.replaceState(null, "", `#host=${encodeURIComponent(name)}`);
+  }
+
+  /** A local stage (build, hooks, package) failed: its log is what the user needs. */
+  localFailed() {
+    return Object.values(this.model.local).some((entry) => entry.state === "failed");
   }
 
   /** Show only a group's hosts in the table (a batch or group node was clicked). */
@@ -241,6 +265,7 @@ class ReleasePage {
       timer = setTimeout(() => this.table.setFilter({ text: event.target.value }), 120);
     });
     $("#fit-graph").addEventListener("click", () => this.graph?.fit());
+    $("#log-local").addEventListener("click", () => this.selectHost(LOCAL));
     $("#group-filter").addEventListener("click", () => {
       this.filterGroup([], $("#group-filter").dataset.title);
     });

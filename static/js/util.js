@@ -112,6 +112,20 @@ export function applyRole() {
   const rank = roles.indexOf(document.body.dataset.role || "viewer");
   for (const node of $$(".deployer-only")) node.hidden = rank < 1;
   for (const node of $$(".admin-only")) node.hidden = rank < 2;
+  keepHashOnLanguageSwitch();
+}
+
+/** The language switch posts the page's URL, which the server sees without its #hash
+ * (e.g. the host whose log is open); add it as the form is sent. */
+function keepHashOnLanguageSwitch() {
+  for (const form of $$("form.langswitch")) {
+    if (form.dataset.keepsHash) continue;
+    form.dataset.keepsHash = "true";
+    form.addEventListener("submit", () => {
+      const next = form.elements.namedItem("next");
+      if (next && location.hash) next.value = `${next.value.split("#")[0]}${location.hash}`;
+    });
+  }
 }
 
 /** Runs `fn` and shows any error it throws in the page's error box. */

@@ -51,13 +51,18 @@ async def wait_for_release_state(page, states: tuple[str, ...] = TERMINAL,
 
 async def click_node(page, host: str) -> None:
     """Click a host's node on the flowchart canvas, where the user would."""
+    await click_element(page, f"host:{host}")
+
+
+async def click_element(page, element_id: str) -> None:
+    """Click a flowchart node (by its id, e.g. "local:checkout") where the user would."""
     await page.locator("#flow").scroll_into_view_if_needed()
     point = await page.evaluate("""(id) => {
         const cy = window.ferryRelease.graph.cy;
         const node = cy.getElementById(id);
         const box = cy.container().getBoundingClientRect();
         const p = node.renderedPosition();
-        return {x: box.left + p.x, y: box.top + p.y}; }""", f"host:{host}")
+        return {x: box.left + p.x, y: box.top + p.y}; }""", element_id)
     await page.mouse.click(point["x"], point["y"])
 
 

@@ -85,8 +85,9 @@ async def test_api_errors_show_as_messages(page, api, page_watch, make_fleet, tm
     text = await error.inner_text()
     assert "ref" in text and "Traceback" not in text
 
-    await page.goto("/releases/999")
-    await page.wait_for_selector("#page-error:has-text('no release 999')")
+    response = await page.goto("/releases/999")
+    assert response.status == 404
+    assert "no release 999" in (await page.inner_text(".error .message")).lower()
 
     await page.goto("/hosts")
     await page.fill("#host-form input[name=name]", "web-1")

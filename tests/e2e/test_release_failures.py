@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploykit import make_app_repo
+from tests.deploykit import deploy, make_app_repo
 from tests.e2e.helpers import (
     COLORS,
+    click_element,
     click_node,
     fleet_and_project,
     node_color,
@@ -75,3 +76,26 @@ async def test_failing_hook_turns_its_host_red_with_reason_and_log(page, api, ba
     await page.wait_for_selector("#log-matches:has-text('1 match')")
     assert await page.locator("#log .log-line").count() == 1
     assert await page.locator("#log mark").inner_text() == "refusing"
+
+
+async def test_failing_build_opens_the_build_log_with_its_output(page, api, make_fleet,
+                                                                 tmp_path):
+    fleet = await make_fleet(3)
+    await fleet_and_project(api, fleet, make_app_repo(tmp_path / "repo"), hooks={
+        "after_checkout": 'echo "src/app.c:12: error: <b>expected</b> \';\'"\nexit 2\n'})
+    release = await deploy(api, "v1")
+
+    await page.goto(f"/releases/{release['id']}")
+    assert await wait_for_release_state(page) == "failed"
+    # The build failed before any host: its log is what opens.
+    await page.wait_for_selector("#log-title:has-text('Build log')")
+    await page.wait_for_selector("#log .log-line:has-text('src/app.c:12: error')")
+    assert await page.locator("#log b").count() == 0
+
+    # A host's log, then back to the build log by clicking a local stage in the chart.
+    await click_node(page, fleet.hosts[0].name)
+    await page.wait_for_selector(f"#log-title:has-text('{fleet.hosts[0].name}')")
+    await click_element(page, "local:after_checkout")
+    await page.wait_for_selector("#log-title:has-text('Build log')")
+    await page.wait_for_selector("#log .log-line:has-text('<b>expected</b>')")
+    assert "#host=_local" in page.url

@@ -101,3 +101,21 @@ async def test_a_git_remote_that_never_answers_times_out_with_a_clear_error(api,
     assert status == 400
     assert "timed out" in body["message"]
     assert elapsed < 20
+
+
+async def test_each_host_lists_its_own_result_in_the_last_release_that_ran_on_it(api, fleet):
+    first = await deploy_and_wait(api, "v1")
+    await api.put("/api/projects/app", {"hooks": {
+        "before_release": '[ "$FERRY_HOST" != host-1 ] || exit 1'}})
+    second = await deploy_and_wait(api, "v2", strategy={"parallel": 1, "max_fail": 0})
+    assert outcome(second) == {"host-0": "ok", "host-1": "failed", "host-2": "skipped"}
+    expected = {"host-0": (second["id"], "ok"), "host-1": (second["id"], "failed"),
+                "host-2": (first["id"], "ok")}  # never reached by the second: keeps the first
+    for _ in range(100):  # written as the release ends, just after its final state
+        _, listing = await api.get("/api/hosts")
+        last = {host["name"]: (host["last_release"]["id"], host["last_release"]["state"])
+                for host in listing["hosts"]}
+        if last == expected:
+            break
+        await asyncio.sleep(0.1)
+    assert last == expected, listing

@@ -78,6 +78,11 @@ async def test_an_unknown_topic_gets_404(api):
     assert status == 404
 
 
+async def test_a_release_topic_past_the_database_int64_is_unknown(api):
+    status, body = await api.get("/api/events?topic=release:99999999999999999999999")
+    assert status == 404 and "release:99999999999999999999999" in body["message"]
+
+
 async def test_polling_needs_a_signed_in_user(anonymous_api):
     status, _ = await anonymous_api.get("/api/events?topic=wall")
     assert status == 401

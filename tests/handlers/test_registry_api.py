@@ -22,6 +22,8 @@ async def test_a_host_is_created_read_updated_and_deleted(api):
 
 @pytest.mark.parametrize("field, value", [
     ("name", "-rf"), ("name", "a b"), ("address", "-oProxyCommand=x"), ("address", "a b"),
+    ("address", "10.0.0.256"), ("address", "::g"), ("address", "[::1]"),
+    ("address", "fe80::1%eth0"), ("address", "web:22"), ("address", "a..b"),
     ("port", 0), ("port", "22"), ("user", "root;id"), ("key_path", "relative/key"),
     ("variables", {"PATH": "/tmp"}), ("variables", {"FERRY_REF": "x"}),
     ("jump_host", "nobody"),
@@ -41,6 +43,35 @@ async def test_importing_many_hosts_adds_all_or_none(api):
     status, body = await api.post("/api/hosts", {"hosts": [good, {"name": "b",
                                                                   "address": "127.0.0.2"}]})
     assert status == 201 and len(body["hosts"]) == 2
+
+
+@pytest.mark.parametrize("address", ["::1", "fe80::1", "2001:db8::8a2e:370:7334",
+                                     "10.0.0.5", "web-1.example.com", "localhost"])
+async def test_ipv6_and_ipv4_addresses_and_host_names_are_accepted(api, address):
+    status, host = await api.post("/api/hosts", {"name": "h", "address": address})
+    assert status == 201 and host["address"] == address, host
+
+
+async def test_an_import_error_names_the_host_by_place_and_name(api):
+    status, body = await api.post("/api/hosts", {"hosts": [
+        {"name": "web-1", "address": "127.0.0.1"}, {"name": "web-2", "address": "a b"}]})
+    assert status == 400 and body["message"].startswith("host 2 (web-2): address"), body
+
+
+async def test_an_import_names_the_hosts_that_already_exist(api):
+    for name in ("demo-2", "demo-1"):
+        await api.post("/api/hosts", {"name": name, "address": "127.0.0.1"})
+    status, body = await api.post("/api/hosts", {"hosts": [
+        {"name": f"demo-{i}", "address": "127.0.0.1"} for i in (1, 2, 3)]})
+    assert status == 409 and "already exist: demo-1, demo-2" in body["message"], body
+    _, listing = await api.get("/api/hosts")
+    assert [host["name"] for host in listing["hosts"]] == ["demo-1", "demo-2"]
+
+
+async def test_an_import_names_the_names_it_repeats(api):
+    status, body = await api.post("/api/hosts", {"hosts": [
+        {"name": name, "address": "127.0.0.1"} for name in ("a", "b", "a")]})
+    assert status == 400 and body["message"].endswith("repeat within the list: a"), body
 
 
 async def test_a_duplicate_host_name_gets_409(api):

@@ -216,6 +216,31 @@ async def test_a_second_release_on_a_locked_project_gets_409(api, registered):
     assert second["state"] == "succeeded"
 
 
+async def test_a_start_refused_by_the_lock_takes_no_release_id(api, registered):
+    first = await deploy(api, "v1", strategy={"batches": [1, "100%"], "pause_after": [1]})
+    await wait_for(api, first["id"], ("paused",))
+    status, _ = await api.post("/api/releases", {"project": "app", "ref": "v2"})
+    assert status == 409
+    await api.post(f"/api/releases/{first['id']}/cancel")
+    await wait_for(api, first["id"])
+    second = await deploy(api, "v2")
+    assert second["id"] == first["id"] + 1
+
+
+BIG = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", f"/api/releases/{BIG}"), ("POST", f"/api/releases/{BIG}/cancel"),
+    ("POST", f"/api/releases/{BIG}/promote"), ("POST", f"/api/releases/{BIG}/retry"),
+    ("POST", f"/api/releases/{BIG}/rollback"), ("GET", f"/api/releases/{BIG}/hosts/h/log"),
+    ("GET", "/api/releases/9223372036854775808"), ("GET", "/api/releases/" + "9" * 5000)])
+async def test_a_release_id_too_big_for_the_database_is_not_found(api, method, path):
+    status, body = await api.request(method, path)
+    number = path.split("/")[3]
+    assert status == 404 and body["message"] == f"no release {number[:40]}", body
+
+
 async def test_the_same_commit_deployed_again_skips_the_upload(api, registered):
     first = await deploy_and_wait(api, "v1")
     second = await deploy_and_wait(api, "v1")

@@ -9,6 +9,7 @@ import pytest
 
 from tests.deploykit import (
     current_target,
+    deploy,
     deploy_and_wait,
     hosts_by_name,
     read_current,
@@ -74,6 +75,38 @@ async def test_rollback_to_a_pruned_release_fails_each_host_with_the_reason(api,
     for run in done["host_runs"]:
         assert f"release {v1['id']} is no longer kept" in run["reason"]
     assert all(read_current(fleet, i, "VERSION") == "v2\n" for i in range(2))
+
+
+async def test_rollback_switches_back_only_the_hosts_the_release_switched(api, fleet):
+    await deploy_and_wait(api, "v1")
+    canary = await deploy(api, "v2", strategy={"batches": [1, "100%"], "pause_after": [1]})
+    await wait_for(api, canary["id"], ("paused",))
+    await api.post(f"/api/releases/{canary['id']}/cancel")
+    await wait_for(api, canary["id"])
+    status, rollback = await api.post(f"/api/releases/{canary['id']}/rollback")
+    assert status == 201 and rollback["hosts"] == ["host-0"], rollback
+    done = await wait_for(api, rollback["id"])
+    assert done["state"] == "succeeded", done
+    assert all(read_current(fleet, i, "VERSION") == "v1\n" for i in range(3))
+
+
+async def test_a_rollback_names_its_source_and_its_target_with_ref_and_sha(api, fleet):
+    v1 = await deploy_and_wait(api, "v1")
+    v2 = await deploy_and_wait(api, "v2")
+    _, rollback = await api.post(f"/api/releases/{v2['id']}/rollback")
+    assert rollback["rollback_of"] == v2["id"] and rollback["target_release"] == v1["id"]
+    assert (rollback["ref"], rollback["sha"]) == ("v1", v1["sha"])
+    await wait_for(api, rollback["id"])
+
+
+async def test_rollback_of_a_release_that_switched_no_host_is_refused(api, fleet):
+    await deploy_and_wait(api, "v1")
+    await api.put("/api/projects/app", {"hooks": {"before_release": "exit 1"}})
+    failed = await deploy_and_wait(api, "v2")
+    assert failed["state"] == "failed"
+    status, body = await api.post(f"/api/releases/{failed['id']}/rollback")
+    assert status == 400, body
+    assert body["message"] == f"release {failed['id']} switched no host; nothing to roll back"
 
 
 async def test_rollback_with_no_earlier_success_is_refused(api, fleet):

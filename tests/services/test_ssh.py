@@ -9,9 +9,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import asyncssh
 import pytest
 import pytest_asyncio
 
+from services.hostkeys import KnownHosts, public_key_line
 from services.settings import Settings
 from services.ssh import SshError, SshService
 from tests.fleet import Fleet
@@ -329,3 +331,13 @@ async def test_connects_through_a_jump_host(ssh, fleet):
     assert (result.exit_status, lines) == (0, ["host-1"])
     assert (jump.connections_total, jump.commands) == (1, 0)
     assert fleet.hosts[1].connections_total == 1
+
+
+async def test_known_hosts_hold_an_ipv6_address_under_its_bracketed_name(tmp_path):
+    known = KnownHosts(tmp_path / "known_hosts")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    await known.trust("::1", 2222, public_key_line(key))
+    assert (tmp_path / "known_hosts").read_text().startswith("[::1]:2222 ssh-ed25519 ")
+    assert known.has_entry("::1", 2222) and not known.has_entry("::1", 22)
+    await known.forget("::1", 2222)
+    assert not known.has_entry("::1", 2222)

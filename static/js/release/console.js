@@ -6,6 +6,7 @@ import { get } from "../api.js";
 import { t, tn } from "../i18n.js";
 import { clear, el } from "../util.js";
 import { renderAnsi, stripAnsi } from "../ansi.js";
+import { LOCAL } from "./model.js";
 
 const MAX_DOM = 2000;
 const MAX_LINES = 50000;
@@ -53,7 +54,7 @@ export class LogConsole {
   placeholder() {
     clear(this.root);
     this.root.append(el("p", { class: "muted log-empty" },
-      t("Click a host in the flowchart or the table to see its log.")));
+      t("Click a host to see its log, or a local stage for the build log.")));
   }
 
   /** Show `host`'s log: what is stored, then live lines. */
@@ -67,7 +68,7 @@ export class LogConsole {
     this.stick = true;
     this.unseen = 0;
     const generation = ++this.generation;
-    this.titleNode.textContent = host === "_local" ? t("Log of {host}", { host: t("local") })
+    this.titleNode.textContent = host === LOCAL ? t("Build log")
       : t("Log of {host}", { host });
     clear(this.root);
     this.root.append(el("p", { class: "muted log-empty" }, t("Loading…")));

@@ -38,7 +38,8 @@ function stylesheet() {
       "text-max-width": 116, "background-color": COLORS.pending[0],
       color: COLORS.pending[1], "border-color": COLORS.pending[2],
     } },
-    { selector: "node.stage", style: { width: 124, height: 38, "text-wrap": "wrap",
+    { selector: "node.stage", style: { width: 112, height: 38, "text-wrap": "wrap",
+      "text-max-width": 106,
       "font-size": 11, "font-weight": 600 } },
     { selector: "node.batch", style: { width: 84, height: 22, "font-size": 10, shape: "tag",
       "background-color": "#ffffff", color: "#3e4c59", "border-color": "#9aa5b1" } },
@@ -70,11 +71,12 @@ function nextTask() {
 }
 
 export class FlowGraph {
-  constructor(container, model, { onHost, onGroup }) {
+  constructor(container, model, { onHost, onGroup, onLocal }) {
     this.container = container;
     this.model = model;
     this.onHost = onHost;
     this.onGroup = onGroup;
+    this.onLocal = onLocal;
     this.groups = [];
     this.groupOf = new Map();
     this.cy = null;
@@ -121,11 +123,23 @@ export class FlowGraph {
           this.groups.push(group);
         }
       });
+      // Columns of GROUP_ROWS nodes; each batch starts a new column, linked from the
+      // batch before it (the hidden "chain" edges only keep the columns in order).
+      const columns = [];
       this.groups.forEach((group, index) => {
         nodes.push({ group: "nodes", data: { id: group.id, index, state: "pending",
           label: "" }, classes: "group" });
-        if (index < GROUP_ROWS) edge(start, group.id);
-        else edge(this.groups[index - GROUP_ROWS].id, group.id, "chain");
+        let column = columns[columns.length - 1];
+        if (!column || column.batch !== group.batch || column.ids.length === GROUP_ROWS) {
+          column = { batch: group.batch, ids: [] };
+          columns.push(column);
+        }
+        const row = column.ids.length;
+        column.ids.push(group.id);
+        const before = columns[columns.length - 2];
+        if (!before) edge(start, group.id);
+        else if (before.batch !== group.batch && row === 0) edge(before.ids[0], group.id);
+        else edge(before.ids[Math.min(row, before.ids.length - 1)], group.id, "chain");
       });
     } else {
       let from = [start];
@@ -167,7 +181,9 @@ export class FlowGraph {
     lap("add");
     await nextTask();
     mark = performance.now();
-    this.cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: 34, edgeSep: 4,
+    // Group columns sit closer: a big release has more of them, and labels must stay legible.
+    this.cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: this.grouped ? 22 : 34,
+      edgeSep: 4,
       animate: false, fit: false }).run();
     this.orderColumns();
     this.fit();
@@ -175,6 +191,7 @@ export class FlowGraph {
     await nextTask();
     mark = performance.now();
     this.cy.on("tap", "node.host", (event) => this.onHost(event.target.data("host")));
+    this.cy.on("tap", "node.stage", () => this.onLocal());
     this.cy.on("tap", "node.batch", (event) => {
       const batch = event.target.data("batch");
       this.onGroup(this.model.batches[batch - 1] || [],

@@ -227,19 +227,39 @@ export class ReleaseModel {
     return done;
   }
 
-  /** Milliseconds left, estimated from the hosts done so far, or null. */
+  /** Milliseconds left, estimated from the hosts done so far, or null. The rate counts
+   * only the time some host was running, so a canary pause does not slow it down. */
   eta(now = Date.now()) {
     const done = this.done();
     const total = this.total();
     if (!ACTIVE.has(this.release.state) || this.release.state === "paused") return null;
     if (done === 0 || done >= total) return null;
-    let first = null;
+    const busy = this.busyMs(now);
+    if (busy <= 0) return null;
+    return (busy / done) * (total - done);
+  }
+
+  /** Length of the union of the host runs' [start, end] intervals. */
+  busyMs(now) {
+    const spans = [];
     for (const run of this.hosts.values()) {
-      if (run.startedMs !== null && (first === null || run.startedMs < first)) first = run.startedMs;
+      if (run.startedMs !== null) spans.push([run.startedMs, run.finishedMs ?? now]);
     }
-    if (first === null) return null;
-    const elapsed = now - first;
-    return (elapsed / done) * (total - done);
+    spans.sort((a, b) => a[0] - b[0]);
+    let busy = 0;
+    let from = null;
+    let to = null;
+    for (const [start, end] of spans) {
+      if (to === null || start > to) {
+        if (to !== null) busy += to - from;
+        from = start;
+        to = end;
+      } else if (end > to) {
+        to = end;
+      }
+    }
+    if (to !== null) busy += to - from;
+    return busy;
   }
 
   takeDirty() {

@@ -3,6 +3,9 @@
 import { t } from "../i18n.js";
 import { $, el, fmtDuration, stateLabel } from "../util.js";
 
+// The bar's segments, left to right (pending is the bar's background).
+const SEGMENT_ORDER = ["ok", "failed", "skipped", "cancelled", "rolled_back", "interrupted",
+  "running"];
 const COUNT_ORDER = ["ok", "failed", "running", "pending", "skipped", "cancelled",
   "rolled_back", "interrupted"];
 
@@ -10,10 +13,8 @@ export class Progress {
   constructor(root, model) {
     this.model = model;
     this.bar = $("#progress", root);
-    this.segments = {
-      ok: $(".seg-ok", root), failed: $(".seg-failed", root), skipped: $(".seg-skipped", root),
-      other: $(".seg-other", root), running: $(".seg-running", root),
-    };
+    this.segments = {};
+    for (const state of SEGMENT_ORDER) this.segments[state] = $(`.seg-${state}`, root);
     this.doneNode = $("#progress-done", root);
     this.countsNode = $("#counts", root);
     this.etaNode = $("#eta", root);
@@ -32,11 +33,8 @@ export class Progress {
     const model = this.model;
     const counts = model.counts;
     const total = model.total() || 1;
-    const other = (counts.cancelled || 0) + (counts.rolled_back || 0) + (counts.interrupted || 0);
-    const widths = { ok: counts.ok || 0, failed: counts.failed || 0,
-      skipped: counts.skipped || 0, other, running: counts.running || 0 };
-    for (const [key, value] of Object.entries(widths)) {
-      this.segments[key].style.width = `${(100 * value) / total}%`;
+    for (const state of SEGMENT_ORDER) {
+      this.segments[state].style.width = `${(100 * (counts[state] || 0)) / total}%`;
     }
     const done = model.done();
     this.bar.setAttribute("aria-valuenow", String(Math.round((100 * done) / total)));

@@ -184,6 +184,7 @@ export class HostTable {
     setText(stage, run.stage ? t(run.stage) : "");
     setText(duration, fmtDuration(this.model.hostDuration(run, now)));
     setText(reason, run.reason || "");
+    if (reason.dataset.state !== run.state) reason.dataset.state = run.state;
     if (reason.title !== (run.reason || "")) reason.title = run.reason || "";
     const selected = run.host === this.selected;
     if (row._selected !== selected) {
