@@ -34,7 +34,9 @@ JS_STRINGS = (
     "Log of {host}", "Build log", "rollback of", "retry of",
     "{n} earlier lines not shown", "Follow ({n} new)", "no matches", "{n} match", "{n} matches",
     "Promote this release to the next batch?", "Cancel this release? Running steps stop.",
-    "Roll back to the previous successful release?", "Retry the hosts that did not succeed?",
+    "Roll back {n} host to release #{id} ({ref} · {sha})?",
+    "Roll back {n} hosts to release #{id} ({ref} · {sha})?",
+    "Retry the hosts that did not succeed?",
     "connecting…", "live", "live (long-polling)", "reconnecting…", "offline",
     "signed out: sign in again", "Loading…", "Nothing yet.", "Duration", "Started", "local",
     # generic

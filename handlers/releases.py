@@ -47,6 +47,15 @@ class ReleaseActionHandler(ApiHandler):
 
 
 class ReleaseRollbackHandler(ApiHandler):
+    """GET: what a rollback would do (target, hosts); POST: start it."""
+
+    @requires("viewer")
+    async def get(self, release_id: str) -> None:
+        to = self.get_query_argument("to", None)
+        target = None if to is None else parse_release_id(to)
+        self.write_json(await self.services.releases.rollback_plan(
+            parse_release_id(release_id), target))
+
     @requires("deployer")
     async def post(self, release_id: str) -> None:
         to = self.get_json_body().get("to")

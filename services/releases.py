@@ -124,6 +124,25 @@ class ReleaseService:
 
     async def rollback(self, user: User, release_id: int, to: int | None) -> dict:
         """Switch the hosts of a release back to an earlier release still kept on them."""
+        source, target, names = await self._rollback_plan(release_id, to)
+        project = await self.services.projects.get(source["project"])
+        hosts = await self.services.hosts.select(names, None)
+        # The same batches and parallelism, but no pauses, fail limit or auto-rollback.
+        strategy = dataclasses.replace(Strategy.parse(source["strategy"]), pause_after=[],
+                                       max_fail=None, auto_rollback=False)
+        extra = {"target_release": target["_id"], "rollback_of": release_id,
+                 "previous_release": source["_id"], "previous_sha": source["sha"]}
+        return await self._start(user, project, hosts, strategy, "rollback", target["ref"],
+                                 target["sha"], extra, False)
+
+    async def rollback_plan(self, release_id: int, to: int | None) -> dict:
+        """What `rollback` would do, without doing it: for the confirmation people see."""
+        _, target, names = await self._rollback_plan(release_id, to)
+        return {"release": release_id, "hosts": names,
+                "target": {"id": target["_id"], "ref": target["ref"], "sha": target["sha"]}}
+
+    async def _rollback_plan(self, release_id: int,
+                             to: int | None) -> tuple[dict, dict, list[str]]:
         source = await self._get_doc(release_id)
         if source["state"] in ACTIVE:
             raise Conflict(f"release {release_id} is still {source['state']}; cancel it first")
@@ -142,15 +161,7 @@ class ReleaseService:
             target = await self._get_doc(to)
             if target["project"] != source["project"] or target["kind"] == "rollback":
                 raise Invalid(f"release {to} is not a deploy of {source['project']}")
-        project = await self.services.projects.get(source["project"])
-        hosts = await self.services.hosts.select(names, None)
-        # The same batches and parallelism, but no pauses, fail limit or auto-rollback.
-        strategy = dataclasses.replace(Strategy.parse(source["strategy"]), pause_after=[],
-                                       max_fail=None, auto_rollback=False)
-        extra = {"target_release": target["_id"], "rollback_of": release_id,
-                 "previous_release": source["_id"], "previous_sha": source["sha"]}
-        return await self._start(user, project, hosts, strategy, "rollback", target["ref"],
-                                 target["sha"], extra, False)
+        return source, target, names
 
     async def _start(self, user: User, project: dict, hosts: list[dict], strategy: Strategy,
                      kind: str, ref: str, sha: str, extra: dict, take_over: bool) -> dict:

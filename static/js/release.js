@@ -4,7 +4,7 @@
 // model skips what it already has).
 import { get, post } from "./api.js";
 import { EventClient } from "./events.js";
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 import { $, applyRole, confirmDialog, el, fmtDuration, fmtTime, shortSha, showError,
   stateLabel, statusLabel, toMs } from "./util.js";
 import { LogConsole } from "./release/console.js";
@@ -282,16 +282,30 @@ class ReleasePage {
       const release = await post(`/api/releases/${this.id}/retry`);
       location.assign(`/releases/${release.id}`);
     });
-    this.action("#btn-rollback", t("Roll back to the previous successful release?"), async () => {
+    this.action("#btn-rollback", async () => {
+      const plan = await get(`/api/releases/${this.id}/rollback`);
+      return tn("Roll back {n} host to release #{id} ({ref} · {sha})?",
+        "Roll back {n} hosts to release #{id} ({ref} · {sha})?", plan.hosts.length,
+        { id: plan.target.id, ref: plan.target.ref, sha: shortSha(plan.target.sha) });
+    }, async () => {
       const release = await post(`/api/releases/${this.id}/rollback`, {});
       location.assign(`/releases/${release.id}`);
     });
   }
 
+  /** A button that asks first. `question` is a string, or an async function giving it
+   * (which may throw: its message is shown and nothing is asked). */
   action(selector, question, perform) {
     const button = $(selector);
     button.addEventListener("click", async () => {
-      if (!(await confirmDialog(question))) return;
+      let text = question;
+      try {
+        if (typeof question === "function") text = await question();
+      } catch (error) {
+        showError(error.message);
+        return;
+      }
+      if (!(await confirmDialog(text))) return;
       button.disabled = true;
       try {
         showError("");

@@ -99,6 +99,17 @@ async def test_a_rollback_names_its_source_and_its_target_with_ref_and_sha(api, 
     await wait_for(api, rollback["id"])
 
 
+async def test_a_rollback_plan_names_the_target_and_the_hosts_before_anything_runs(api, fleet):
+    v1 = await deploy_and_wait(api, "v1")
+    v2 = await deploy_and_wait(api, "v2")
+    status, plan = await api.get(f"/api/releases/{v2['id']}/rollback")
+    assert status == 200, plan
+    assert plan["target"] == {"id": v1["id"], "ref": "v1", "sha": v1["sha"]}
+    assert sorted(plan["hosts"]) == sorted(v2["hosts"])
+    _, releases = await api.get("/api/releases")
+    assert releases["releases"][0]["id"] == v2["id"]          # nothing was started
+
+
 async def test_rollback_of_a_release_that_switched_no_host_is_refused(api, fleet):
     await deploy_and_wait(api, "v1")
     await api.put("/api/projects/app", {"hooks": {"before_release": "exit 1"}})
