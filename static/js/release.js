@@ -35,6 +35,7 @@ class ReleasePage {
     applyRole();
     // The flowchart library loads while the snapshot is fetched.
     const graphModule = import("./release/graph.js");
+    graphModule.then((module) => module.warmUp(), () => {});
     let snapshot;
     try {
       snapshot = await get(`/api/releases/${this.id}`);

@@ -70,6 +70,39 @@ function nextTask() {
   return new Promise((resolve) => { setTimeout(resolve, 0); });
 }
 
+function nextFrame() {
+  return new Promise((resolve) => { requestAnimationFrame(() => setTimeout(resolve, 0)); });
+}
+
+let warming = null;
+
+/** Draw a two-node chart out of sight and throw it away. Cytoscape compiles its code on
+ * first use; done here, while the snapshot is on its way, the real chart's first steps
+ * and first draw cost a fraction as much, so no single task holds the page long. */
+export function warmUp() {
+  warming ||= (async () => {
+    const box = document.createElement("div");
+    box.className = "flow-warmup";
+    document.body.append(box);
+    const cy = cytoscape({ container: box, style: stylesheet(), layout: { name: "preset" },
+      autoungrabify: true });
+    await nextTask();
+    cy.add([
+      { group: "nodes", data: { id: "a", state: "ok", label: "a" }, classes: "stage" },
+      { group: "nodes", data: { id: "b", state: "running", label: "b\nc" }, classes: "group" },
+      { group: "edges", data: { id: "a>b", source: "a", target: "b" } },
+    ]);
+    await nextFrame();
+    cy.layout({ name: "dagre", rankDir: "LR", animate: false, fit: false }).run();
+    cy.$("#b").style({ "background-gradient-stop-colors": "#1f9d55 #1f9d55 #2b7bd6 #2b7bd6",
+      "background-gradient-stop-positions": "0% 50% 50% 100%" });
+    await nextFrame();
+    cy.destroy();
+    box.remove();
+  })().catch(() => {});
+  return warming;
+}
+
 export class FlowGraph {
   constructor(container, model, { onHost, onGroup, onLocal }) {
     this.container = container;
@@ -88,6 +121,7 @@ export class FlowGraph {
 
   /** Create, lay out and colour the chart, in three tasks (none holds the page long). */
   async build() {
+    await warmUp();
     const model = this.model;
     const timings = {};
     let mark = performance.now();
