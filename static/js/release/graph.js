@@ -70,8 +70,15 @@ function nextTask() {
   return new Promise((resolve) => { setTimeout(resolve, 0); });
 }
 
+// After the next frame is drawn; a hidden tab draws no frames, so give up after 100 ms.
 function nextFrame() {
-  return new Promise((resolve) => { requestAnimationFrame(() => setTimeout(resolve, 0)); });
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 100);
+    requestAnimationFrame(() => setTimeout(() => {
+      clearTimeout(timer);
+      resolve();
+    }, 0));
+  });
 }
 
 let warming = null;
