@@ -38,7 +38,7 @@ JS_STRINGS = (
     "Roll back {n} hosts to release #{id} ({ref} · {sha})?",
     "Retry the hosts that did not succeed?",
     "connecting…", "live", "live (long-polling)", "reconnecting…", "offline",
-    "signed out: sign in again", "Loading…", "Nothing yet.", "Duration", "Started", "local",
+    "signed out: sign in again", "Loading…", "Nothing yet.", "Duration", "Started",
     # generic
     "Network error: {error}", "sign in first", "Saved.", "Deleted.", "Delete host {name}?",
     "Delete project {name}?", "Never", "none", "all", "{n} selected", "Yes", "No", "Save",
