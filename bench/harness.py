@@ -55,11 +55,11 @@ def lower_priority(nice: int) -> None:
 @contextlib.asynccontextmanager
 async def fleet_process(hosts: int, root: Path, *,
                         nice: int = 0) -> AsyncIterator[tuple[Path, dict]]:
-    """`python -m tests.fleet` in its own process; yields its manifest path and content.
+    """`python -m fleet.simulator` in its own process; yields its manifest path and content.
     `nice` lowers the CPU priority of the fleet and every command it runs."""
     manifest = root / "fleet.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fleet", "--hosts", str(hosts), "--root",
+        [sys.executable, "-m", "fleet", "--hosts", str(hosts), "--root",
          str(root / "fleet"), "--manifest", str(manifest)],
         cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
         start_new_session=bool(nice), preexec_fn=(lambda: lower_priority(nice)) if nice else None)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import tornado.web
 
-from services.auth import ROLES
+from services.team.auth import ROLES
 
 
 class UserError(tornado.web.HTTPError):

@@ -14,8 +14,8 @@ import tornado.web
 from handlers.access import UserError, public
 from handlers.locale import LOCALE_COOKIE, cookie_locale
 from services import Services
-from services.auth import User
 from services.errors import FerryError
+from services.team.auth import User
 
 log = logging.getLogger("ferry.web")
 SESSION_COOKIE = "ferry_session"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.access import UserError, requires
 from handlers.base import ApiHandler
-from services.hosts import public_host
+from services.registry.hosts import public_host
 
 
 class HostsHandler(ApiHandler):

@@ -16,7 +16,7 @@ import tornado.web
 from handlers.access import UserError, public, requires
 from handlers.base import BaseHandler, same_site_path
 from handlers.locale import LOCALE_COOKIE, cookie_locale, translations
-from services.releases import parse_release_id
+from services.releases.service import parse_release_id
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 VENDOR_DIRS = {

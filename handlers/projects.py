@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.access import requires
 from handlers.base import ApiHandler
-from services.projects import public_project
+from services.registry.projects import public_project
 
 
 class ProjectsHandler(ApiHandler):

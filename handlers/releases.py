@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from handlers.access import UserError, requires
 from handlers.base import ApiHandler
-from services.releases import parse_release_id
+from services.releases.service import parse_release_id
 
 
 class ReleasesHandler(ApiHandler):

@@ -32,8 +32,8 @@ import tornado.websocket
 from handlers.access import UserError, requires
 from handlers.base import ApiHandler, BaseHandler, dumps
 from services.errors import FerryError
-from services.fanout import Subscriber
-from services.topics import EventError
+from services.events.fanout import Subscriber
+from services.events.topics import EventError
 
 MAX_SEQ = 2**53
 

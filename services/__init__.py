@@ -15,14 +15,14 @@ class Services:
     """The one object that wires Ferry's services together (no module-level state)."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        from services.artifacts import ArtifactService
-        from services.auth import AuthService
-        from services.events import EventBus
-        from services.git import GitService
-        from services.hosts import HostService
-        from services.projects import ProjectService
-        from services.releases import ReleaseService
-        from services.ssh import SshService
+        from services.build.artifacts import ArtifactService
+        from services.events.bus import EventBus
+        from services.git.mirrors import GitService
+        from services.registry.hosts import HostService
+        from services.registry.projects import ProjectService
+        from services.releases.service import ReleaseService
+        from services.ssh.client import SshService
+        from services.team.auth import AuthService
 
         self.settings = settings
         self.store = store

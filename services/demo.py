@@ -71,7 +71,7 @@ class Demo:
         with contextlib.suppress(FileNotFoundError):
             manifest_path.unlink()
         self.fleet = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.fleet", "--hosts", str(self.count),
+            sys.executable, "-m", "fleet", "--hosts", str(self.count),
             "--name-prefix", "demo",
             "--root", str(self.directory / "fleet"), "--manifest", str(manifest_path),
             cwd=str(ROOT), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)

@@ -166,7 +166,7 @@ def anonymous_api(base_url: str) -> Api:
 @pytest.fixture
 async def make_fleet(tmp_path: Path):
     """A factory of simulated fleets of real SSH servers, stopped after the test."""
-    from tests.fleet import Fleet
+    from fleet.simulator import Fleet
 
     fleets = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet import Fleet, host_address
+from fleet.simulator import Fleet, host_address
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def test_host_path_maps_only_srv(tmp_path):
 async def test_cli_writes_the_manifest_then_stops_on_sigterm(tmp_path):
     manifest = tmp_path / "fleet.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fleet", "--hosts", "3", "--root", str(tmp_path / "f"),
+        sys.executable, "-m", "fleet", "--hosts", "3", "--root", str(tmp_path / "f"),
         "--manifest", str(manifest), cwd=REPO, stdout=asyncio.subprocess.PIPE)
     try:
         assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"fleet ready\n"

@@ -153,7 +153,7 @@ async def test_keep_releases_prunes_old_releases_and_keeps_current(api, fleet):
 
 
 async def test_prune_never_removes_the_release_current_points_to(services, fleet):
-    from services import remote
+    from services.releases import remote
 
     host = fleet.hosts[0]
     root = Path(fleet.host_path(0, "/srv/keep"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.artifacts import ArtifactError, ArtifactService
-from services.git import GitService
+from services.build.artifacts import ArtifactError, ArtifactService
+from services.git.mirrors import GitService
 from services.settings import Settings
 from tests.gitrepo import make_repo
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable
 import pymongo
 import pytest
 
-from services.auth import User
-from services.events import EventBus
+from services.events.bus import EventBus
+from services.events.topics import TooManyTopics, UnknownTopic
 from services.settings import Settings
 from services.store import Store
-from services.topics import TooManyTopics, UnknownTopic
+from services.team.auth import User
 
 VIEWER = User("viewer", "viewer")
 

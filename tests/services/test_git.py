@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.git import SHA_RE, GitError, GitService
-from services.gitrefs import redact_url, validate_ref, validate_repo_url
+from services.git.mirrors import SHA_RE, GitError, GitService
+from services.git.refs import redact_url, validate_ref, validate_repo_url
 from services.settings import Settings
 from tests.gitrepo import RepoInfo, commit, git, make_repo
 

@@ -1,10 +1,10 @@
-"""HostService against real SSH servers (tests.fleet): a host's trust follows its address."""
+"""HostService against real SSH servers (fleet.simulator): a host's trust follows its address."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.ssh import SshError
+from services.ssh.client import SshError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,4 @@
-"""SshService against real SSH servers (tests.fleet): no mocks."""
+"""SshService against real SSH servers (fleet.simulator): no mocks."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import asyncssh
 import pytest
 import pytest_asyncio
 
-from services.hostkeys import KnownHosts, public_key_line
+from fleet.simulator import Fleet
 from services.settings import Settings
-from services.ssh import SshError, SshService
-from tests.fleet import Fleet
+from services.ssh.client import SshError, SshService
+from services.ssh.hostkeys import KnownHosts, public_key_line
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 

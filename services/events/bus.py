@@ -37,12 +37,10 @@ from collections.abc import Callable
 
 from pymongo.errors import OperationFailure, PyMongoError
 
-from services.event_flush import Flusher
-from services.event_store import EventStore, new_batch
-from services.fanout import Subscriber, Wrap, Write
-from services.settings import Settings
-from services.store import Store
-from services.topics import (
+from services.events.fanout import Subscriber, Wrap, Write
+from services.events.flush import Flusher
+from services.events.storage import EventStore, new_batch
+from services.events.topics import (
     Overloaded,
     TopicCheck,
     TopicLog,
@@ -50,6 +48,8 @@ from services.topics import (
     any_user,
     chat_room,
 )
+from services.settings import Settings
+from services.store import Store
 
 log = logging.getLogger("ferry.events")
 EVICT_EVERY_S = 1.0

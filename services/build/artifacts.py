@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from services.errors import FerryError
-from services.git import SHA_RE
-from services.gitrun import ensure_off_loop
+from services.git.mirrors import SHA_RE
+from services.git.runner import ensure_off_loop
 from services.settings import Settings
 
 log = logging.getLogger("ferry.artifacts")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from services.errors import FerryError
 
 if TYPE_CHECKING:
-    from services.auth import User
+    from services.team.auth import User
 
 TopicCheck = Callable[[str, "User"], Awaitable[bool]]
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.:@-]+$")

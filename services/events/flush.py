@@ -17,9 +17,9 @@ import logging
 
 from pymongo.errors import PyMongoError
 
-from services.event_store import EventStore
+from services.events.storage import EventStore
+from services.events.topics import TopicLog
 from services.settings import Settings
-from services.topics import TopicLog
 
 log = logging.getLogger("ferry.events")
 

@@ -11,10 +11,10 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services import validation as check
 from services.errors import Conflict, Invalid, NotFound
+from services.registry import validation as check
 from services.settings import Settings
-from services.ssh import SshError, SshService
+from services.ssh.client import SshError, SshService
 from services.store import Store, utcnow
 
 DIGITS = re.compile(r"(\d+)")

@@ -6,13 +6,13 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from services import validation as check
 from services.errors import Conflict, Invalid, NotFound
-from services.git import GitError, GitService
-from services.gitrefs import redact_url, validate_ref, validate_repo_url
+from services.git.mirrors import GitError, GitService
+from services.git.refs import redact_url, validate_ref, validate_repo_url
+from services.registry import validation as check
+from services.releases.strategies import Strategy
 from services.settings import Settings
 from services.store import Store, utcnow
-from services.strategies import Strategy
 
 HOOKS = ("before_checkout", "after_checkout", "before_release", "after_release")
 HOOK_MAX_BYTES = 64 * 1024

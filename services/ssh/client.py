@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from services.hostkeys import HostKey, KnownHosts, SshError, check_address, host_pattern
 from services.settings import Settings
+from services.ssh.hostkeys import HostKey, KnownHosts, SshError, check_address, host_pattern
 
 __all__ = ["CommandResult", "HostKey", "HostSession", "SshError", "SshService"]
 

@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services import remote
-from services.artifacts import Artifact
-from services.git import GitError
-from services.localrun import LocalHookError, run_local_hook
-from services.ssh import CommandResult, HostSession, SshError
+from services.build.artifacts import Artifact
+from services.build.localrun import LocalHookError, run_local_hook
+from services.git.mirrors import GitError
+from services.releases import remote
+from services.ssh.client import CommandResult, HostSession, SshError
 
 if TYPE_CHECKING:
-    from services.release_run import ReleaseRun
+    from services.releases.run import ReleaseRun
 
 LOCAL_STAGES = ("before_checkout", "checkout", "after_checkout", "package")
 HOST_STAGES = ("upload", "extract", "before_release", "release", "after_release", "verify",

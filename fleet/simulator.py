@@ -21,7 +21,7 @@ How a command is run, and why this way (measured on the 2-core CI machine):
 
 Needs root (mount namespaces); fails with a clear message otherwise.
 
-CLI: `python -m tests.fleet --hosts 20 --root DIR [--manifest FILE]` runs until SIGINT or
+CLI: `python -m fleet --hosts 20 --root DIR [--manifest FILE]` runs until SIGINT or
 SIGTERM, and prints "fleet ready" once the manifest is written.
 """
 
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import asyncssh
 
-from tests.fleet_exec import FleetError, _Child, _ExecSession, _pipe
+from fleet.hostexec import FleetError, _Child, _ExecSession, _pipe
 
 USER = "deploy"
 STOP_WAIT_S = 5.0  # Fleet.stop waits this long for commands to end
@@ -336,7 +336,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fleet",
+    parser = argparse.ArgumentParser(prog="python -m fleet",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--root", required=True)

@@ -3,7 +3,7 @@
 GitPython runs every git process, only in the executor (never on the event loop). User
 values never reach git as options: URLs and refs are validated, placed after `--` or
 `--end-of-options`, and a ref is resolved once to a 40-hex SHA that is used from then on.
-Every git process gets the same hardened environment and `-c` options (`services.gitrun`) and
+Every git process gets the same hardened environment and `-c` options (`services.git.runner`) and
 is killed, with its children, after `settings.git_timeout_s`.
 """
 
@@ -24,14 +24,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from services.gitrefs import (
+from services.git.refs import (
     SCHEME,
     SHA_PREFIX,
     redact_url,
     validate_ref,
     validate_repo_url,
 )
-from services.gitrun import GitError, GitRunner, ensure_off_loop
+from services.git.runner import GitError, GitRunner, ensure_off_loop
 from services.settings import Settings
 
 log = logging.getLogger("ferry.git")

@@ -27,11 +27,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from services.topics import TooManyTopics, TopicLog, encode, encode_frame
+from services.events.topics import TooManyTopics, TopicLog, encode, encode_frame
 
 if TYPE_CHECKING:
-    from services.auth import User
-    from services.events import EventBus
+    from services.events.bus import EventBus
+    from services.team.auth import User
 
 log = logging.getLogger("ferry.events")
 # write(data) queues bytes on the transport and returns an awaitable that completes

@@ -9,10 +9,10 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from services.artifacts import Artifact
-from services.pipeline import LOCAL_STAGES, HostPipeline, LocalPipeline, StageFailed
-from services.records import ReleaseRecord
-from services.strategies import Strategy
+from services.build.artifacts import Artifact
+from services.releases.pipeline import LOCAL_STAGES, HostPipeline, LocalPipeline, StageFailed
+from services.releases.records import ReleaseRecord
+from services.releases.strategies import Strategy
 
 if TYPE_CHECKING:
     from services import Services

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import DESCENDING, ReturnDocument
 
-from services.auth import User
 from services.errors import Conflict, Invalid, NotFound
-from services.git import GitError
-from services.gitrefs import validate_ref
-from services.hosts import natural_key
-from services.locks import ACTIVE, DeployLock
-from services.records import ReleaseRecord, new_host_run, public_host_run, switched, tally
-from services.release_run import ReleaseRun
+from services.git.mirrors import GitError
+from services.git.refs import validate_ref
+from services.registry.hosts import natural_key
+from services.releases.locks import ACTIVE, DeployLock
+from services.releases.records import ReleaseRecord, new_host_run, public_host_run, switched, tally
+from services.releases.run import ReleaseRun
+from services.releases.strategies import Strategy
 from services.store import utcnow
-from services.strategies import Strategy
+from services.team.auth import User
 
 if TYPE_CHECKING:
     from services import Services

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 import git as gitpython
 
 from services.errors import FerryError
-from services.gitrefs import SCHEME, redact_url
+from services.git.refs import SCHEME, redact_url
 from services.settings import Settings
 
 

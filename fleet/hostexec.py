@@ -1,6 +1,6 @@
 """How a fleet host runs a command: the SSH session of one `exec` request, its child
 process in the host's mount namespace, and the pipes between them, with no thread per
-child and bounded buffers (see tests/fleet.py for the fleet itself)."""
+child and bounded buffers (see fleet/simulator.py for the fleet itself)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 if TYPE_CHECKING:
-    from tests.fleet import Fleet, FleetHost
+    from fleet.simulator import Fleet, FleetHost
 
 KILL_GRACE_S = 2.0  # after TERM, a command's process group gets KILL
 STDIN_HIGH_WATER = 128 * 1024  # buffered input above which the channel stops reading

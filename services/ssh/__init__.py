@@ -1,0 +1,4 @@
+"""SSH: connections to the hosts, commands with caps and timeouts, Ferry's known_hosts.
+
+May import: settings, errors.
+"""
