@@ -28,18 +28,20 @@ PASSWORD = "crash-test-password"
 class FerryProcess:
     """`server.py` in its own process (which starts its own embedded database)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, cwd: Path = ROOT, env: dict | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        self.cwd = cwd
+        self.env = env
         self.process: subprocess.Popen | None = None
 
     async def start(self) -> Api:
         """Start (or restart) Ferry, wait until it answers, and sign in as admin."""
         self.process = subprocess.Popen(
-            [sys.executable, "server.py", "--data-dir", str(self.data_dir), "--port",
-             str(self.port), "--admin-password", PASSWORD, "--log-level", "WARNING",
+            [sys.executable, str(ROOT / "server.py"), "--data-dir", str(self.data_dir),
+             "--port", str(self.port), "--admin-password", PASSWORD, "--log-level", "WARNING",
              "--allow-file-urls"],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         base_url = f"http://127.0.0.1:{self.port}"
         client = tornado.httpclient.AsyncHTTPClient()
         for _ in range(600):
