@@ -41,6 +41,12 @@ class ProjectRefsHandler(ApiHandler):
         self.write_json(await self.services.projects.refs(name))
 
 
+class ProjectRefreshHandler(ApiHandler):
+    @requires("deployer")
+    async def post(self, name: str) -> None:
+        self.write_json(await self.services.projects.refresh(name))
+
+
 class ProjectCommitsHandler(ApiHandler):
     @requires("viewer")
     async def get(self, name: str) -> None:

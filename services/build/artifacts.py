@@ -2,8 +2,13 @@
 
 `<artifacts_dir>/<project>/<key>.tar.gz` with a `sha256sum`-style `.sha256` sidecar, the
 sidecar written last so its presence means the artifact is complete. The archive is
-deterministic (sorted entries, owner 0, gzip mtime 0), holds only relative paths, keeps
-symlinks as links, and is built in the executor, never on the event loop.
+deterministic (sorted entries, owner 0, gzip mtime 0), holds only relative paths, and is
+built in the executor, never on the event loop. What it holds follows the content rules of
+`services.git.content`, whatever the build hook made: symlinks only relative and inside the
+tree (links through other links included), never an absolute one; no `.ferry-release` (the
+marker each host writes at the release's root), no control characters in names.
+What it unpacks to on a host is capped too (`artifact_max_unpacked_bytes`,
+`artifact_max_files`), as the compressed size (`artifact_max_bytes`) says little about that.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from services.errors import FerryError
+from services.git.content import link_problem, path_problem
 from services.git.mirrors import SHA_RE
 from services.git.runner import ensure_off_loop
 from services.settings import Settings
@@ -137,8 +143,9 @@ class ArtifactService:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0,
                                    compresslevel=self.settings.artifact_gzip_level) as gz, \
                         tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                    quota = _Quota(self.settings)
                     for arcname, full in _entries(tree):
-                        _add(tar, arcname, full)
+                        _add(tar, arcname, full, tree, quota)
                 raw.flush()
                 os.fsync(raw.fileno())
             digest = out.hash.hexdigest()
@@ -173,14 +180,40 @@ def _entries(tree: Path):
             yield (relative / name).as_posix().removeprefix("./"), os.path.join(root, name)
 
 
-def _add(tar: tarfile.TarFile, arcname: str, full: str) -> None:
+class _Quota:
+    """What the artifact will unpack to on a host: files and bytes, before compression."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_files = settings.artifact_max_files
+        self.max_bytes = settings.artifact_max_unpacked_bytes
+        self.files = self.bytes = 0
+
+    def charge(self, info: tarfile.TarInfo) -> None:
+        self.files += 0 if info.isdir() else 1
+        self.bytes += info.size if info.isfile() else 0
+        if self.files > self.max_files:
+            raise ArtifactError(f"the built tree has more than {self.max_files} files "
+                                "(quota artifact_max_files)")
+        if self.bytes > self.max_bytes:
+            raise ArtifactError(f"the built tree holds more than {self.max_bytes} bytes "
+                                "(quota artifact_max_unpacked_bytes)")
+
+
+def _add(tar: tarfile.TarFile, arcname: str, full: str, tree: Path, quota: _Quota) -> None:
     parts = PurePosixPath(arcname).parts
     if arcname.startswith("/") or ".." in parts:
         raise ArtifactError(f"refusing to package {arcname!r}: unsafe path")
+    problem = path_problem(arcname, allow_dot_git=True)
+    if problem is None and os.path.islink(full):
+        problem = link_problem(tree, Path(full))
+    if problem:
+        shown = arcname.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise ArtifactError(f"refusing to package {shown!r}: {problem}")
     info = tar.gettarinfo(full, arcname)
     if info is None or not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
         raise ArtifactError(f"refusing to package {arcname!r}: not a regular file, "
                             "directory or symlink")
+    quota.charge(info)
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.mode &= 0o755

@@ -1,5 +1,7 @@
-"""Git: bare mirrors, ref resolution, listing refs and commits, exporting a commit's tree,
-and the hardened process runner every git command goes through.
+"""Git: bare mirrors (`mirrors`), ref resolution and URL validation (`refs`), the hardened
+process runner (`runner`), admission of network work (`network`: address policy, limits,
+connect probe), and exporting a commit's tree under quotas and content rules (`export`,
+`content`).
 
-May import: settings, errors. Repository content and URLs are hostile input here.
+May import: settings, errors, outbound. Repository content and URLs are hostile input here.
 """

@@ -1,10 +1,13 @@
 """Git: bare mirrors, ref → SHA, refs and commits, tree export.
 
-GitPython runs every git process, only in the executor (never on the event loop). User
-values never reach git as options: URLs and refs are validated, placed after `--` or
+GitPython runs every git process, only in git's own executor (never on the event loop).
+User values never reach git as options: URLs and refs are validated, placed after `--` or
 `--end-of-options`, and a ref is resolved once to a 40-hex SHA that is used from then on.
-Every git process gets the same hardened environment and `-c` options (`services.git.runner`) and
-is killed, with its children, after `settings.git_timeout_s`.
+Every git process gets the same hardened environment and `-c` options (`services.git.runner`)
+and is killed, with its children, after `settings.git_timeout_s`. Network work is admitted by
+`services.git.network` (address policy, limits, connect probe); reading refs and commits
+never touches the network: they come from the mirror, which a release or an explicit
+refresh updates. Exports follow `services.git.export` (quotas, hostile content).
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ import os
 import pathlib
 import re
 import shutil
-import tarfile
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 
+from services.git import export
+from services.git.network import Pin, RemoteGate
 from services.git.refs import (
-    SCHEME,
     SHA_PREFIX,
     redact_url,
+    submodule_url,
     validate_ref,
     validate_repo_url,
 )
@@ -40,10 +43,15 @@ SHA_RE = re.compile(r"[0-9a-f]{40}")
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 _FIELD, _RECORD = "\x1f", "\x1e"
+_FETCHED = "ferry-fetched"        # in the mirror: its mtime is the last successful fetch
 
 
-def _iso(timestamp: str) -> str:
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(timestamp: str | float) -> str:
+    return datetime.fromtimestamp(int(float(timestamp)), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class NotFetched(GitError):
+    """The project's mirror does not exist yet: a refresh (or a release) fetches it."""
 
 
 class GitService:
@@ -53,27 +61,59 @@ class GitService:
         self.settings = settings
         self._executor = executor
         self._git = GitRunner(settings)
+        self.gate = RemoteGate(settings, self._git.ssh_command)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._last_fetch: dict[str, float] = {}
 
     # -- async API ------------------------------------------------------------------------
 
-    async def sync(self, project: dict) -> None:
-        """Clone the mirror the first time, then fetch --prune branches and tags."""
+    async def check_url(self, url: str) -> None:
+        """The address policy for a URL being saved (GitError when refused)."""
+        await self.gate.check(url)
+
+    async def sync(self, project: dict, min_interval_s: float = 0.0) -> bool:
+        """Clone the mirror the first time, then fetch --prune branches and tags; skipped
+        (False) when the last fetch is less than `min_interval_s` old."""
         name, url = self._name(project), self._url(project)
         started = time.monotonic()
         async with self._locks.setdefault(name, asyncio.Lock()):
-            await self._call(self._sync_blocking, self._mirror(name), url)
+            last = self._last_fetch.get(name)
+            if last is not None and started - last < min_interval_s:
+                return False
+            await self._fetch(self._mirror(name), url)
+            self._last_fetch[name] = time.monotonic()
         log.info("git: synced %s from %s in %.0f ms", name, redact_url(url),
                  (time.monotonic() - started) * 1000)
+        return True
+
+    async def refresh(self, project: dict) -> bool:
+        """sync() at most once per git_refresh_min_interval_s: what a user's refresh may
+        cost; concurrent refreshes of one project share one fetch."""
+        return await self.sync(project, self.settings.git_refresh_min_interval_s)
+
+    async def mirror_state(self, project: dict) -> dict:
+        """{"fetched_at": ISO time or None, "stale": bool}, from the mirror on disk."""
+        stamp = self._mirror(self._name(project)) / _FETCHED
+        try:
+            when = (await self._call(os.stat, stamp)).st_mtime
+        except OSError:
+            return {"fetched_at": None, "stale": True}
+        return {"fetched_at": _iso(when),
+                "stale": time.time() - when > self.settings.git_refs_stale_s}
 
     async def resolve(self, project: dict, ref: str) -> str:
-        """The 40-hex commit SHA of a branch, tag (annotated tags peeled), SHA or prefix."""
+        """The 40-hex commit SHA of a branch, tag (annotated tags peeled), SHA or prefix,
+        in the mirror as last fetched."""
         validate_ref(ref)
-        return await self._call(self._resolve_blocking, await self._ensure(project), ref)
+        return await self._call(self._resolve_blocking, await self._existing(project), ref)
 
     async def list_refs(self, project: dict) -> dict:
-        """{"branches": [...], "tags": [...]}, newest first, each capped at git_refs_limit."""
-        mirror = await self._ensure(project)
+        """{"branches": [...], "tags": [...]}, newest first, each capped at git_refs_limit;
+        empty lists when the mirror was never fetched."""
+        try:
+            mirror = await self._existing(project)
+        except NotFetched:
+            return {"branches": [], "tags": []}
         return {"branches": await self._call(self._refs_blocking, mirror, "refs/heads/"),
                 "tags": await self._call(self._refs_blocking, mirror, "refs/tags/")}
 
@@ -82,7 +122,7 @@ class GitService:
         """[{sha, author, date, subject}] reachable from ref (default: the remote's HEAD)."""
         if ref is not None:
             validate_ref(ref)
-        mirror = await self._ensure(project)
+        mirror = await self._existing(project)
         return await self._call(self._recent_blocking, mirror, ref or "HEAD", self._limit(limit))
 
     async def commits_between(self, project: dict, from_sha: str | None, to_sha: str,
@@ -92,21 +132,26 @@ class GitService:
             return await self.recent_commits(project, to_sha, limit)
         for sha in (from_sha, to_sha):
             self._sha(sha)
-        mirror = await self._ensure(project)
+        mirror = await self._existing(project)
         return await self._call(self._between_blocking, mirror, from_sha, to_sha,
                                 self._limit(limit))
 
     async def export_tree(self, project: dict, sha: str, dest: pathlib.Path) -> None:
-        """The tree at `sha` into `dest` (created; must be empty); submodules when enabled."""
+        """The tree at `sha` into `dest` (created; must be empty); submodules when enabled.
+        Quotas and content rules of services.git.export; on refusal dest is left empty."""
         self._sha(sha)
+        dest = pathlib.Path(dest)
         mirror = await self._ensure(project)
-        if not project.get("submodules"):
-            await self._call(self._export_blocking, mirror, sha, pathlib.Path(dest))
-            return
-        name = self._name(project)
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            await self._call(self._export_blocking, mirror, sha, pathlib.Path(dest),
-                             name, self._url(project))
+        budget = export.Budget(self.settings.repo_export_max_files,
+                               self.settings.repo_export_max_bytes)
+        try:
+            links = await self._call(self._export_blocking, mirror, sha, dest, budget)
+            if project.get("submodules") and links:
+                await self._export_submodules(project, mirror, sha, dest, links, budget)
+            await self._call(export.check_tree, dest)
+        except BaseException:
+            await self._call(_empty, dest)
+            raise
 
     # -- helpers on the loop ----------------------------------------------------------------
 
@@ -114,11 +159,42 @@ class GitService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(function, *args))
 
+    async def _fetch(self, mirror: pathlib.Path, url: str) -> None:
+        async with self.gate.admit(url) as pin:
+            await self._call(self._sync_blocking, mirror, url, pin)
+
     async def _ensure(self, project: dict) -> pathlib.Path:
         mirror = self._mirror(self._name(project))
         if not mirror.exists():
             await self.sync(project)
         return mirror
+
+    async def _existing(self, project: dict) -> pathlib.Path:
+        mirror = self._mirror(self._name(project))
+        if not mirror.exists():
+            raise NotFetched(f"the repository of {project['name']!r} has not been fetched "
+                             "yet: refresh it (POST /api/projects/<name>/refresh)")
+        return mirror
+
+    async def _export_submodules(self, project: dict, mirror: pathlib.Path, sha: str,
+                                 dest: pathlib.Path, links: dict[str, str],
+                                 budget: export.Budget) -> None:
+        """One level of submodules, each from its own mirror, its URL validated and
+        admitted like a project URL."""
+        name, url = self._name(project), self._url(project)
+        urls = await self._call(self._submodule_urls, mirror, sha)
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            for path, commit in sorted(links.items()):
+                try:
+                    sub_url = submodule_url(url, urls.get(path), path)
+                    validate_repo_url(sub_url, allow_file=self.settings.git_allow_file_urls)
+                except ValueError as error:
+                    raise GitError(f"submodule {path!r}: {error}") from None
+                key = hashlib.sha256(sub_url.encode()).hexdigest()[:16]
+                sub_mirror = self.settings.repos_dir / f"{name}.modules" / f"{key}.git"
+                await self._fetch(sub_mirror, sub_url)
+                await self._call(self._export_submodule_blocking, sub_mirror, commit, dest,
+                                 path, budget)
 
     def _name(self, project: dict) -> str:
         name = project.get("name")
@@ -148,11 +224,14 @@ class GitService:
 
     # -- blocking work (executor only) ----------------------------------------------------
 
-    def _sync_blocking(self, mirror: pathlib.Path, url: str) -> None:
+    def _sync_blocking(self, mirror: pathlib.Path, url: str, pin: Pin) -> None:
         ensure_off_loop()
+        network = {"url": url, "options": pin.options, "env": pin.env}
         if mirror.exists():
             self._git(["fetch", "--prune", "--no-tags", "--no-recurse-submodules", "--quiet",
-                       "--", url, *_REFSPECS], cwd=mirror, git_dir=mirror, url=url)
+                       "--", url, *_REFSPECS], cwd=mirror, git_dir=mirror, **network)
+            self._check_mirror_size(mirror, remove=mirror)
+            (mirror / _FETCHED).touch()
             return
         mirror.parent.mkdir(parents=True, exist_ok=True)
         for stale in mirror.parent.glob(f".{mirror.name}.*.tmp"):
@@ -160,12 +239,26 @@ class GitService:
         tmp = mirror.parent / f".{mirror.name}.{uuid.uuid4().hex}.tmp"
         try:
             self._git(["clone", "--bare", "--quiet", "--no-recurse-submodules", "--",
-                       url, str(tmp)], cwd=mirror.parent, url=url)
+                       url, str(tmp)], cwd=mirror.parent, **network)
             # Later fetches name the URL themselves: keep no credentials on disk.
             self._git(["remote", "remove", "origin"], cwd=tmp, git_dir=tmp)
+            self._check_mirror_size(tmp, remove=tmp)
+            (tmp / _FETCHED).touch()
             tmp.rename(mirror)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _check_mirror_size(self, mirror: pathlib.Path, remove: pathlib.Path) -> None:
+        limit = self.settings.git_mirror_max_bytes
+        size = 0
+        for directory, _, files in os.walk(mirror):
+            for name in files:
+                size += os.lstat(os.path.join(directory, name)).st_size
+        if size > limit:
+            shutil.rmtree(remove, ignore_errors=True)
+            raise export.ContentRefused(
+                f"the repository takes more than {limit} bytes once fetched (quota "
+                "git_mirror_max_bytes); its mirror was removed")
 
     def _resolve_blocking(self, mirror: pathlib.Path, ref: str) -> str:
         ensure_off_loop()
@@ -234,98 +327,44 @@ class GitService:
         return commits
 
     def _export_blocking(self, mirror: pathlib.Path, sha: str, dest: pathlib.Path,
-                         name: str | None = None, url: str | None = None) -> None:
+                         budget: export.Budget) -> dict[str, str]:
         ensure_off_loop()
         dest.mkdir(parents=True, exist_ok=True)
         if any(dest.iterdir()):
             raise GitError(f"export destination {dest} is not empty")
-        self._archive(mirror, sha, dest)
-        if name is not None and url is not None:
-            self._export_submodules(mirror, sha, dest, name, url)
+        links = export.inspect(self._git, mirror, sha, budget)
+        export.unpack(self._git, mirror, sha, dest, dest.parent, budget)
+        return links
 
-    def _archive(self, mirror: pathlib.Path, sha: str, dest: pathlib.Path) -> None:
-        """git archive into a spool file, then a checked extraction into dest."""
-        with tempfile.TemporaryFile(dir=dest.parent) as spool:
-            self._git(["archive", "--format=tar", sha], cwd=mirror, git_dir=mirror,
-                      output_stream=spool)
-            spool.seek(0)
-            try:
-                with tarfile.open(fileobj=spool, mode="r:") as tar:
-                    tar.extractall(dest, filter=_checked_member)  # noqa: S202 - filtered
-                    for link in (m for m in tar.getmembers() if m.issym()):
-                        # tarfile leaves a symlink's own mtime at "now": make it the commit's
-                        os.utime(dest / link.name, (link.mtime, link.mtime),
-                                 follow_symlinks=False)
-            except tarfile.TarError as error:
-                raise GitError(f"exporting {sha[:12]} failed: {error}") from None
-
-    def _export_submodules(self, mirror: pathlib.Path, sha: str, dest: pathlib.Path,
-                           name: str, url: str) -> None:
-        """One level of submodules, each from its own mirror, validated like a project URL."""
-        _, tree = self._git(["ls-tree", "-r", "-z", "--full-tree", sha], cwd=mirror,
-                            git_dir=mirror)
-        links = {}
-        for entry in tree.split("\0"):
-            meta, _, path = entry.partition("\t")
-            if meta.startswith("160000 commit "):
-                links[path] = meta.split()[2]
-        if not links:
-            return
+    def _submodule_urls(self, mirror: pathlib.Path, sha: str) -> dict[str, str | None]:
+        ensure_off_loop()
         _, config = self._git(["config", "-z", "--no-includes", "--blob", f"{sha}:.gitmodules",
                                "--list"], cwd=mirror, git_dir=mirror)
         entries = dict(item.partition("\n")[::2] for item in config.split("\0") if item)
-        urls = {entries[key]: entries.get(key[:-len(".path")] + ".url")
+        return {entries[key]: entries.get(key[:-len(".path")] + ".url")
                 for key in entries if key.startswith("submodule.") and key.endswith(".path")}
-        for path, commit in sorted(links.items()):
-            target = dest / path
-            if ".." in pathlib.PurePosixPath(path).parts or not target.resolve().is_relative_to(
-                    dest.resolve()):
-                raise GitError(f"submodule path {path!r} is not inside the tree")
-            sub_url = _submodule_url(url, urls.get(path), path)
-            try:
-                validate_repo_url(sub_url, allow_file=self.settings.git_allow_file_urls)
-            except ValueError as error:
-                raise GitError(f"submodule {path!r}: {error}") from None
-            key = hashlib.sha256(sub_url.encode()).hexdigest()[:16]
-            sub_mirror = self.settings.repos_dir / f"{name}.modules" / f"{key}.git"
-            self._sync_blocking(sub_mirror, sub_url)
-            target.mkdir(parents=True, exist_ok=True)
-            if any(target.iterdir()):
-                raise GitError(f"submodule path {path!r} is not empty in the tree")
-            self._archive(sub_mirror, commit, target)
+
+    def _export_submodule_blocking(self, sub_mirror: pathlib.Path, commit: str,
+                                   dest: pathlib.Path, path: str, budget: export.Budget) -> None:
+        ensure_off_loop()
+        target = dest / path
+        if ".." in pathlib.PurePosixPath(path).parts or not target.resolve().is_relative_to(
+                dest.resolve()):
+            raise export.ContentRefused(f"submodule path {path!r} is not inside the tree")
+        export.inspect(self._git, sub_mirror, commit, budget, prefix=f"{path}/")
+        target.mkdir(parents=True, exist_ok=True)
+        if any(target.iterdir()):
+            raise export.ContentRefused(f"submodule path {path!r} is not empty in the tree")
+        export.unpack(self._git, sub_mirror, commit, target, dest.parent, budget,
+                      prefix=f"{path}/")
 
 
-def _submodule_url(base: str, url: str | None, path: str) -> str:
-    """A submodule URL from .gitmodules, relative ones (./, ../) resolved against base."""
-    if not url:
-        raise GitError(f"submodule {path!r} has no URL in .gitmodules")
-    if not url.startswith(("./", "../")):
-        return url
-    scheme = SCHEME.match(base)
-    if scheme:
-        floor = base.find("/", scheme.end())
-    elif base.startswith("/"):
-        floor = 0
-    else:
-        floor = base.find(":") + 1
-    base, rel = base.rstrip("/"), url
-    while rel.startswith(("./", "../")):
-        if rel.startswith("./"):
-            rel = rel[2:]
-            continue
-        rel = rel[3:]
-        cut = base.rfind("/")
-        if floor < 0 or cut < floor:
-            raise GitError(f"submodule {path!r}: relative URL {url!r} leaves the repository host")
-        base = base[:cut]
-    return f"{base}/{rel}" if not base.endswith(":") else f"{base}{rel}"
-
-
-def _checked_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """Only relative files, directories and symlinks (kept as links), never through one."""
-    path = pathlib.PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts or not member.name.strip("/."):
-        raise GitError(f"refusing archive member {member.name!r}: unsafe path")
-    if not (member.isfile() or member.isdir() or member.issym()):
-        raise GitError(f"refusing archive member {member.name!r}: not a file, dir or symlink")
-    return tarfile.tar_filter(member, dest)
+def _empty(dest: pathlib.Path) -> None:
+    """Remove what a refused export wrote, keeping `dest` itself (links not followed)."""
+    ensure_off_loop()
+    if dest.is_dir() and not dest.is_symlink():
+        for child in dest.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)

@@ -4,15 +4,20 @@ of credentials. Pure functions, no git process; used by the registry and the git
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 SHA_PREFIX = re.compile(r"[0-9a-fA-F]{4,40}")
 _REF_MAX = 255
+URL_MAX = 2048
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\]")
 _SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+~-]*")
 _SCP_LIKE = re.compile(r"(?:([^@/:]+)@)?(\[[^\]/]+\]|[^@/:\[\]]+):(.+)")
-_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"]*@")
+# scheme://<anything but '/' or whitespace>@ : a password may hold quotes, ':' and '@'
+# (the last '@' before the host ends it); '/', '?', '#' and spaces must be percent-encoded,
+# which validate_repo_url enforces, so every URL Ferry accepts is redacted whole.
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
 SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -21,6 +26,8 @@ def validate_repo_url(url: str, *, allow_file: bool) -> str:
     allowed. Raise ValueError with a clear message otherwise."""
     if not isinstance(url, str) or not url:
         raise ValueError("repository URL is empty")
+    if len(url) > URL_MAX:
+        raise ValueError(f"repository URL is longer than {URL_MAX} characters")
     if url.startswith("-"):
         raise ValueError("repository URL must not start with '-'")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
@@ -63,6 +70,9 @@ def validate_repo_url(url: str, *, allow_file: bool) -> str:
 
 def _check_network_url(url: str, *, ssh: bool) -> None:
     parts = urlsplit(url)
+    if "@" in url[len(parts.scheme) + 3 + len(parts.netloc):]:
+        raise ValueError("the repository URL has an '@' after the host: percent-encode "
+                         "'/', '?', '#', '@' and spaces in credentials (%2F, %3F, %23, %40, %20)")
     host = parts.netloc.rpartition("@")[2]
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     if not host or not _HOST.fullmatch(host):
@@ -105,3 +115,60 @@ def validate_ref(ref: str) -> str:
 def redact_url(url: str) -> str:
     """The URL (or any text holding URLs) with user:password@ credentials replaced by ***."""
     return _CREDENTIALS.sub(r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a network repository URL connects: for the address policy and per-remote limits."""
+
+    scheme: str          # "https" or "ssh"
+    host: str            # lower case, IPv6 without brackets
+    port: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def remote_of(url: str) -> Remote | None:
+    """The host and port a validated repository URL connects to; None for local ones."""
+    scheme = SCHEME.match(url)
+    if scheme:
+        name = scheme[1].lower()
+        if name not in ("https", "ssh"):
+            return None
+        parts = urlsplit(url)
+        return Remote(name, (parts.hostname or "").lower(),
+                      parts.port or (443 if name == "https" else 22))
+    if url.startswith("/"):
+        return None
+    scp = _SCP_LIKE.fullmatch(url)
+    if not scp:
+        return None
+    return Remote("ssh", scp[2].strip("[]").lower(), 22)
+
+
+def submodule_url(base: str, url: str | None, path: str) -> str:
+    """A submodule URL from .gitmodules, relative ones (./, ../) resolved against base."""
+    if not url:
+        raise ValueError("it has no URL in .gitmodules")
+    if not url.startswith(("./", "../")):
+        return url
+    scheme = SCHEME.match(base)
+    if scheme:
+        floor = base.find("/", scheme.end())
+    elif base.startswith("/"):
+        floor = 0
+    else:
+        floor = base.find(":") + 1
+    base, rel = base.rstrip("/"), url
+    while rel.startswith(("./", "../")):
+        if rel.startswith("./"):
+            rel = rel[2:]
+            continue
+        rel = rel[3:]
+        cut = base.rfind("/")
+        if floor < 0 or cut < floor:
+            raise ValueError(f"its relative URL {url!r} leaves the repository host")
+        base = base[:cut]
+    return f"{base}/{rel}" if not base.endswith(":") else f"{base}{rel}"

@@ -112,8 +112,17 @@ class ProjectService:
         result["interval_s"], result["timeout_s"] = float(interval), float(timeout)
         return result
 
+    async def _check_url(self, doc: dict) -> None:
+        """The outbound address policy for a URL being saved (checked again at each fetch)."""
+        if "repo_url" in doc:
+            try:
+                await self.git.check_url(doc["repo_url"])
+            except GitError as error:
+                raise Invalid(str(error)) from None
+
     async def create(self, body: dict) -> dict:
         doc = self.validate(body)
+        await self._check_url(doc)
         doc["created_at"] = doc["updated_at"] = utcnow()
         try:
             await self.store.projects.insert_one(doc)
@@ -131,9 +140,14 @@ class ProjectService:
         return [public_project(doc) async for doc in self.store.projects.find().sort("name", 1)]
 
     async def update(self, name: str, body: dict) -> dict:
+        current = await self.get(name)
+        if isinstance(body, dict) and body.get("repo_url") == redact_url(current["repo_url"]):
+            # The settings form sends back the URL as shown (credentials as ***): unchanged.
+            body = {key: value for key, value in body.items() if key != "repo_url"}
         changes = self.validate(body, partial=True)
         if changes.get("name", name) != name:
             raise Invalid("a project cannot be renamed")
+        await self._check_url(changes)
         changes["updated_at"] = utcnow()
         doc = await self.store.projects.find_one_and_update(
             {"name": name}, {"$set": changes}, return_document=True)
@@ -147,22 +161,33 @@ class ProjectService:
             raise NotFound(f"no project named {name!r}")
 
     async def refs(self, name: str) -> dict:
+        """Branches and tags as the mirror has them, with when it was fetched; never
+        touches the network (a GET has no side effects): refresh() does."""
         project = await self.get(name)
         try:
-            await self.git.sync(project)
-            return await self.git.list_refs(project)
+            return {**await self.git.list_refs(project), **await self.git.mirror_state(project)}
         except GitError as error:
             raise Invalid(f"git: {error}") from None
 
+    async def refresh(self, name: str) -> dict:
+        """Fetch the repository now (at most once per git_refresh_min_interval_s), then
+        refs() with `fetched`: whether this call fetched."""
+        project = await self.get(name)
+        try:
+            fetched = await self.git.refresh(project)
+        except GitError as error:
+            raise Invalid(f"git: {error}") from None
+        return {**await self.refs(name), "fetched": fetched}
+
     async def commits(self, name: str, ref: str | None, base: str | None) -> list[dict]:
-        """Recent commits of `ref`, or the commits `base..ref` when a base is given."""
+        """Recent commits of `ref`, or the commits `base..ref` when a base is given, from
+        the mirror as last fetched (no network)."""
         project = await self.get(name)
         try:
             if ref is not None:
                 validate_ref(ref)
             if base is not None:
                 validate_ref(base)
-            await self.git.sync(project)
             if base is None:
                 return await self.git.recent_commits(project, ref)
             target = await self.git.resolve(project, ref or "HEAD")

@@ -40,9 +40,22 @@ function currentRef() {
   return $("#ref-input").value.trim() || $("#ref-select").value;
 }
 
+/** Branches and tags: a GET reads only Ferry's mirror of the repository, so when that was
+ * never fetched or is stale, ask for a refresh (a POST, rate-limited by the server). */
+async function fetchRefs() {
+  const data = await get(projectUrl("refs"));
+  if (data.fetched_at && !data.stale) return data;
+  try {
+    return await post(projectUrl("refresh"));
+  } catch (error) {
+    if (!data.fetched_at) throw error;
+    return data;             // stale but usable: show what the mirror has
+  }
+}
+
 async function loadRefs() {
   const select = $("#ref-select");
-  const data = await get(`/api/projects/${encodeURIComponent(project)}/refs`);
+  const data = await fetchRefs();
   clear(select);
   for (const [label, list] of [[t("Branches"), data.branches || []], [t("Tags"), data.tags || []]]) {
     if (!list.length) continue;

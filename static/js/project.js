@@ -1,5 +1,5 @@
 // A project: settings and the hook editor, branches/tags/recent commits, release history.
-import { del, get, put } from "./api.js";
+import { del, get, post, put } from "./api.js";
 import { t } from "./i18n.js";
 import { $, applyRole, clear, commitRows, confirmDialog, el, fmtDuration, fmtTime, guarded, releaseLink,
   shortSha, showNotice, stateBadge, words } from "./util.js";
@@ -74,7 +74,14 @@ async function showCommits(ref) {
 async function loadRefs() {
   const box = $("#refs");
   await guarded(async () => {
-    const refs = await get(`${base}/refs`);
+    // A GET reads Ferry's mirror only; a never fetched or stale one is refreshed (POST).
+    let refs = await get(`${base}/refs`);
+    if (!refs.fetched_at || refs.stale) {
+      refs = await post(`${base}/refresh`).catch((error) => {
+        if (!refs.fetched_at) throw error;
+        return refs;
+      });
+    }
     clear(box);
     for (const [title, list] of [[t("Branches"), refs.branches || []], [t("Tags"), refs.tags || []]]) {
       const body = el("tbody");

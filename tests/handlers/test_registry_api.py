@@ -167,6 +167,7 @@ async def test_a_cookie_session_post_without_xsrf_is_refused(base_url, services)
 async def test_refs_list_branches_and_tags_with_their_commits(api, app_repo):
     await api.post("/api/projects", {"name": "app", "repo_url": app_repo.url,
                                      "deploy_path": "/srv/app"})
+    assert (await api.post("/api/projects/app/refresh"))[0] == 200   # a GET never fetches
     status, refs = await api.get("/api/projects/app/refs")
     assert status == 200
     tags = {tag["name"]: tag for tag in refs["tags"]}
@@ -179,6 +180,7 @@ async def test_refs_list_branches_and_tags_with_their_commits(api, app_repo):
 async def test_commits_between_two_refs(api, app_repo):
     await api.post("/api/projects", {"name": "app", "repo_url": app_repo.url,
                                      "deploy_path": "/srv/app"})
+    assert (await api.post("/api/projects/app/refresh"))[0] == 200   # a GET never fetches
     status, body = await api.get(f"/api/projects/app/commits?ref=v3&base={app_repo.shas['v1']}")
     assert status == 200
     assert [commit["sha"] for commit in body["commits"]] == [app_repo.shas["v3"],

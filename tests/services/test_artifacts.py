@@ -52,7 +52,7 @@ def tree(tmp_path: Path) -> Path:
     run.write_text("#!/bin/sh\n")
     run.chmod(0o755)
     (root / "latest").symlink_to("dist")
-    (root / "shared").symlink_to("/srv/shared")
+    (root / "dist" / "home").symlink_to("../index.html")
     return root
 
 
@@ -97,13 +97,13 @@ async def test_tar_contents_are_relative_and_keep_symlinks(service, project, tre
     artifact = await service.package(project, SHA, tree)
     with tarfile.open(artifact.path, "r:gz") as tar:
         members = {m.name: m for m in tar.getmembers()}
-    assert set(members) == {"dist", "dist/js", "dist/js/app.js", "index.html", "latest",
-                            "run.sh", "shared"}
+    assert set(members) == {"dist", "dist/home", "dist/js", "dist/js/app.js", "index.html",
+                            "latest", "run.sh"}
     for member in members.values():
         assert not member.name.startswith("/") and ".." not in member.name.split("/")
         assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
     assert members["latest"].issym() and members["latest"].linkname == "dist"
-    assert members["shared"].issym() and members["shared"].linkname == "/srv/shared"
+    assert members["dist/home"].issym() and members["dist/home"].linkname == "../index.html"
     assert members["run.sh"].mode & 0o111
 
 
