@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.errors import Conflict, Invalid, NotFound
 from services.registry import validation as check
 from services.settings import Settings
-from services.ssh.client import SshError, SshService
+from services.ssh.client import SshError, SshService, parse_jump_host
 from services.store import Store, utcnow
 
 DIGITS = re.compile(r"(\d+)")
@@ -25,10 +25,11 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in DIGITS.split(name)]
 
 
-HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-                       r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
-USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-JUMP = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.:-]{0,252}(:\d{1,5})?$")
+# Whole-string patterns: used only through check.matches (re.fullmatch).
+HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+                       r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
+USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+JUMP = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.:-]{0,252}(:\d{1,5})?")
 FIELDS = ("name", "address", "port", "user", "key_path", "groups", "variables", "jump_host")
 
 
@@ -42,7 +43,19 @@ def valid_address(value: Any) -> bool:
     except ValueError:
         pass
     # Dotted digits that are no IPv4 address (10.0.0.256) are a typo, not a host name.
-    return bool(HOST_NAME.match(value)) and not re.fullmatch(r"[\d.]+", value)
+    return check.matches(HOST_NAME, value) and not check.matches(r"[\d.]+", value)
+
+
+def valid_jump_host(value: Any) -> bool:
+    """user@address[:port], each part as valid as a host's own."""
+    if not check.matches(JUMP, value):
+        return False
+    try:
+        user, address, port = parse_jump_host(value)
+    except ValueError:
+        return False
+    return (user is not None and check.matches(USER, user) and valid_address(address)
+            and 0 < port < 65536)
 
 
 def public_host(doc: dict) -> dict:
@@ -76,13 +89,13 @@ class HostService:
             doc["port"] = check.integer(body.get("port", 22), "port", 1, 65535)
         if "user" in body or not partial:
             user = body.get("user", "deploy")
-            if not isinstance(user, str) or not USER.match(user):
+            if not check.matches(USER, user):
                 raise Invalid("user must be a valid Unix user name")
             doc["user"] = user
         if "key_path" in body or not partial:
             key_path = body.get("key_path")
             if key_path is not None:
-                key_path = check.text(key_path, "key_path", 1024)
+                key_path = check.text(key_path, "key_path", 1024, line=True)
                 if not key_path.startswith("/"):
                     raise Invalid("key_path must be an absolute path on the Ferry server")
             doc["key_path"] = key_path
@@ -92,8 +105,9 @@ class HostService:
             doc["variables"] = check.variables(body.get("variables", {}))
         if "jump_host" in body or not partial:
             jump = body.get("jump_host")
-            if jump is not None and (not isinstance(jump, str) or not JUMP.match(jump)):
-                raise Invalid("jump_host must look like user@address[:port]")
+            if jump is not None and not valid_jump_host(jump):
+                raise Invalid("jump_host must look like user@address[:port] (a valid user, "
+                              "address and port from 1 to 65535)")
             doc["jump_host"] = jump
         return doc
 

@@ -1,11 +1,17 @@
-"""Ferry's own known_hosts file: read once per change, rewritten atomically."""
+"""Ferry's own known_hosts file: read once per change, rewritten atomically, and the one
+safe way to read a file the SSH side needs (keys, known_hosts): in a worker thread, never
+on the event loop, and only when it is a regular file of bounded size."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import os
 import re
+import stat
+import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +19,7 @@ import asyncssh
 
 # Addresses and host names only: nothing that could add a pattern, a marker or a
 # second entry to a known_hosts line.
-_ADDRESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+_ADDRESS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")    # whole string: fullmatch only
 
 
 class SshError(Exception):
@@ -54,7 +60,7 @@ def host_pattern(address: str, port: int) -> str:
 
 
 def check_address(address: str, port: int) -> None:
-    if not isinstance(address, str) or not (_ADDRESS.match(address) or _is_ip(address)):
+    if not isinstance(address, str) or not (_ADDRESS.fullmatch(address) or _is_ip(address)):
         raise SshError(f"not a valid host address: {address!r}")
     if not isinstance(port, int) or not 0 < port < 65536:
         raise SshError(f"not a valid port: {port!r}")
@@ -69,33 +75,82 @@ def _is_ip(address: str) -> bool:
     return "%" not in address
 
 
-class KnownHosts:
-    """The known_hosts file at `path`, parsed again only when it changes on disk."""
+def read_regular_file(path: str | Path, max_bytes: int, what: str, *,
+                      follow: bool = False) -> bytes:
+    """The bytes of `path`, for a worker thread. Refuses what is not a regular file
+    (a FIFO would block the reader for ever, a device could be endless) and, unless
+    `follow`, a symlink; the open itself never blocks (O_NONBLOCK)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags | (0 if follow else os.O_NOFOLLOW))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise SshError(f"{what} {path} is a symbolic link; give the path of the file "
+                           "itself") from None
+        raise SshError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SshError(f"{what} {path} is not a regular file")
+        if st.st_size > max_bytes:
+            raise SshError(f"{what} {path} is larger than {max_bytes} bytes")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while chunk := os.read(fd, 65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise SshError(f"{what} {path} is larger than {max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise SshError(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
-    def __init__(self, path: Path) -> None:
+
+class KnownHosts:
+    """The known_hosts file at `path`, parsed again only when it changes on disk; read
+    and written in `executor`, never on the event loop."""
+
+    def __init__(self, path: Path, executor: Executor, max_bytes: int) -> None:
         self._path = Path(path)
+        self._executor = executor
+        self._max_bytes = max_bytes
         self._stamp: tuple | None = None
         self._hosts = asyncssh.SSHKnownHosts()
+        self._load_lock = threading.Lock()
         self._write_lock = asyncio.Lock()
 
-    def load(self) -> asyncssh.SSHKnownHosts:
+    async def load(self) -> asyncssh.SSHKnownHosts:
         """The parsed file; a stat per call, a parse only after a change."""
-        try:
-            st = os.stat(self._path)
-            stamp: tuple | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            stamp = None
-        if stamp != self._stamp:
-            try:
-                hosts = (asyncssh.read_known_hosts(str(self._path)) if stamp
-                         else asyncssh.SSHKnownHosts())
-            except (OSError, ValueError, asyncssh.KeyImportError) as exc:
-                raise SshError(f"cannot read known hosts file {self._path}: {exc}") from None
-            self._hosts, self._stamp = hosts, stamp
-        return self._hosts
+        return await asyncio.get_running_loop().run_in_executor(self._executor,
+                                                                self._load_sync)
 
-    def has_entry(self, address: str, port: int) -> bool:
-        return bool(self.load().match(address, address, port)[0])
+    def _load_sync(self) -> asyncssh.SSHKnownHosts:
+        with self._load_lock:
+            try:
+                st = os.stat(self._path)
+                stamp: tuple | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                stamp = None
+            except OSError as exc:
+                raise SshError(f"cannot read known hosts file {self._path}: "
+                               f"{exc.strerror}") from None
+            if stamp != self._stamp:
+                hosts = asyncssh.SSHKnownHosts()
+                if stamp:
+                    data = read_regular_file(self._path, self._max_bytes, "known hosts file",
+                                             follow=True)
+                    try:
+                        hosts = asyncssh.import_known_hosts(data.decode("utf-8", "replace"))
+                    except (ValueError, asyncssh.KeyImportError) as exc:
+                        raise SshError(f"cannot read known hosts file {self._path}: "
+                                       f"{exc}") from None
+                self._hosts, self._stamp = hosts, stamp
+            return self._hosts
+
+    async def has_entry(self, address: str, port: int) -> bool:
+        return bool((await self.load()).match(address, address, port)[0])
 
     async def trust(self, address: str, port: int, public_key: str) -> None:
         """Make `public_key` the one trusted key of [address]:port."""
@@ -113,7 +168,8 @@ class KnownHosts:
 
     async def _rewrite(self, pattern: str, line: str | None) -> None:
         async with self._write_lock:
-            await asyncio.to_thread(self._rewrite_sync, pattern, line)
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._rewrite_sync, pattern, line)
 
     def _rewrite_sync(self, pattern: str, line: str | None) -> None:
         try:

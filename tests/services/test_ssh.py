@@ -7,6 +7,7 @@ import hashlib
 import os
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncssh
@@ -282,7 +283,8 @@ async def test_cancelled_command_is_killed(ssh, fleet):
 
 
 async def test_endless_output_is_capped_in_bounded_memory(settings, fleet, ssh):
-    ssh = SshService(settings.replace(ssh_step_output_max_bytes=64 * 1024))
+    ssh = SshService(settings.replace(ssh_step_output_max_bytes=64 * 1024,
+                                      ssh_step_output_max_lines=10**6))
     for host in fleet.hosts:
         await ssh.trust_host_key(host.address, host.port, host.public_key)
     total = 16 * 1024 * 1024
@@ -306,7 +308,8 @@ async def test_endless_output_is_capped_in_bounded_memory(settings, fleet, ssh):
     assert result.truncated and result.exit_status == 0
     assert result.output_bytes == total
     assert count == 64 * 1024 // 2 + 1
-    assert last == ["[output truncated at 65536 bytes; the rest was discarded]"]
+    assert last == ["[output truncated at 65536 bytes: 8355840 more lines (16711680 bytes) "
+                    "were discarded]"]
     assert peak < 4 * 1024 * 1024
 
 
@@ -334,10 +337,68 @@ async def test_connects_through_a_jump_host(ssh, fleet):
 
 
 async def test_known_hosts_hold_an_ipv6_address_under_its_bracketed_name(tmp_path):
-    known = KnownHosts(tmp_path / "known_hosts")
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    await known.trust("::1", 2222, public_key_line(key))
-    assert (tmp_path / "known_hosts").read_text().startswith("[::1]:2222 ssh-ed25519 ")
-    assert known.has_entry("::1", 2222) and not known.has_entry("::1", 22)
-    await known.forget("::1", 2222)
-    assert not known.has_entry("::1", 2222)
+    with ThreadPoolExecutor(1) as pool:
+        known = KnownHosts(tmp_path / "known_hosts", pool, 1024 * 1024)
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        await known.trust("::1", 2222, public_key_line(key))
+        assert (tmp_path / "known_hosts").read_text().startswith("[::1]:2222 ssh-ed25519 ")
+        assert await known.has_entry("::1", 2222) and not await known.has_entry("::1", 22)
+        await known.forget("::1", 2222)
+        assert not await known.has_entry("::1", 2222)
+
+
+# -- key files: read off the event loop, regular files only ----------------------------
+
+async def _connect_with_key(ssh: SshService, fleet: Fleet, key_path: str) -> str:
+    """The reason connecting to host-0 with `key_path` fails."""
+    with pytest.raises(SshError) as failure:
+        session = await ssh.connect({**fleet.host_document(0), "key_path": key_path})
+        await session.close()
+    return failure.value.reason
+
+
+async def test_a_key_path_that_is_a_fifo_fails_the_host_without_freezing_the_loop(
+        ssh, fleet, tmp_path):
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)  # nobody ever writes: reading it would wait for ever
+    assert (await _connect_with_key(ssh, fleet, str(fifo))
+            == f"client key {fifo} is not a regular file")
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/dev/zero", "client key /dev/zero is not a regular file"),
+    ("/proc/self/fd/0", "is a symbolic link"),
+    ("/nonexistent/key", "cannot read client key /nonexistent/key: No such file"),
+])
+async def test_a_key_path_that_is_no_key_file_fails_with_a_reason(ssh, fleet, path, reason):
+    assert reason in await _connect_with_key(ssh, fleet, path)
+
+
+async def test_a_symlinked_key_path_is_refused(ssh, fleet, tmp_path):
+    link = tmp_path / "key-link"
+    link.symlink_to(fleet.client_key_path)
+    assert "is a symbolic link" in await _connect_with_key(ssh, fleet, str(link))
+
+
+async def test_a_huge_key_file_is_refused_unread(settings, fleet, tmp_path):
+    ssh = SshService(settings.replace(ssh_key_max_bytes=1024))
+    big = tmp_path / "big-key"
+    big.write_bytes(b"x" * 4096)
+    assert (await _connect_with_key(ssh, fleet, str(big))
+            == f"client key {big} is larger than 1024 bytes")
+
+
+async def test_a_file_that_is_no_private_key_fails_with_a_reason(ssh, fleet, tmp_path):
+    junk = tmp_path / "junk-key"
+    junk.write_text("not a key\n")
+    assert (await _connect_with_key(ssh, fleet, str(junk))).startswith(
+        f"cannot load client key {junk}: ")
+
+
+async def test_a_changed_key_file_is_read_again(ssh, fleet, tmp_path):
+    key = tmp_path / "key"
+    key.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    assert "authentication failed" in await _connect_with_key(ssh, fleet, str(key))
+    key.write_bytes(fleet.client_key_path.read_bytes())
+    session = await ssh.connect({**fleet.host_document(0), "key_path": str(key)})
+    await session.close()
