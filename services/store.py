@@ -12,6 +12,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def describe_db_error(error: BaseException) -> str:
+    """A failed database call for the server's log: the error's class and codes, never
+    its text, which for a bulk write holds every refused document whole (a log batch
+    of 36 MB once went to the log on each retry)."""
+    codes: set = set()
+    details = getattr(error, "details", None)
+    if isinstance(details, dict):
+        codes |= {failure.get("code") for failure in details.get("writeErrors") or []}
+        codes |= {failure.get("code") for failure in details.get("writeConcernErrors") or []}
+    if getattr(error, "code", None) is not None:
+        codes.add(error.code)
+    codes.discard(None)
+    if codes:
+        return f"{type(error).__name__} (code {', '.join(str(c) for c in sorted(codes))})"
+    return type(error).__name__
+
+
 class Store:
     """Owns the AsyncMongoClient and names every collection Ferry uses."""
 

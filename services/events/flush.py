@@ -3,10 +3,11 @@
 Events wait in memory (in their topic's window) until the next flush: every
 `event_flush_interval_s` after the first unstored event, or at once when
 `event_flush_max_events` are waiting. One flush turns each topic's unstored run into
-chunks of at most `event_flush_max_events` and stores them all with one ordered
-insert_many, so storage sees tens of writes per second, not thousands. A failed
-flush keeps its chunks, with the same boundaries and batch ids, and retries them
-first, with a growing delay: nothing is reordered, nothing is stored twice.
+chunks of at most `event_flush_max_events` events and `event_chunk_max_bytes` bytes
+(EventStore.split) and stores them all with one ordered insert_many, so storage
+sees tens of writes per second, not thousands. A failed flush keeps its chunks, with
+the same boundaries and batch ids, and retries them first, with a growing delay:
+nothing is reordered, nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pymongo.errors import PyMongoError
 from services.events.storage import EventStore
 from services.events.topics import TopicLog
 from services.settings import Settings
+from services.store import describe_db_error
 
 log = logging.getLogger("ferry.events")
 
@@ -67,8 +69,9 @@ class Flusher:
             try:
                 await self.flush()
                 delay = self.settings.event_flush_interval_s
-            except Exception:
-                log.warning("could not store events; retrying in %.1fs", delay, exc_info=True)
+            except Exception as error:
+                log.warning("could not store %d chunks of events (%s); retrying in %.1fs",
+                            len(self._outbox), describe_db_error(error), delay)
                 self._has_pending.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.event_flush_retry_max_s)
@@ -77,12 +80,9 @@ class Flusher:
         """Turn unstored events into chunks and store them, in order."""
         self._has_pending.clear()
         self._urgent.clear()
-        size = self.settings.event_flush_max_events
         for topic_log, count in self._unbuilt.values():
-            events = topic_log.events[-count:]
-            for index in range(0, count, size):
-                self._outbox.append((topic_log, self.db.chunk(topic_log.name,
-                                                              events[index:index + size])))
+            for run in self.db.split(topic_log.events[-count:]):
+                self._outbox.append((topic_log, self.db.chunk(topic_log.name, run)))
         self._unbuilt.clear()
         self._pending = 0
         if not self._outbox:

@@ -2,6 +2,11 @@
 
     {topic, first_seq, last_seq, ts, writer, batch, events: [{topic, seq, type, ts, data}]}
 
+A chunk holds at most `chunk_max` events and `chunk_max_bytes` bytes of them (see
+`split`), so no chunk nears the database's 16 MiB document limit whatever the events;
+an event bigger than `event_max_bytes` is stored as a stub that says so (the live
+window still has it whole).
+
 The unique index (topic, first_seq) is what keeps a topic's chunks from ever
 overlapping: a chunk is only ever inserted at `first_seq = head + 1`, where `head`
 is the `last_seq` of a chunk already stored, so a second writer that read the same
@@ -24,14 +29,16 @@ from typing import Any
 
 import bson
 from bson.errors import InvalidDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
 from pymongo.operations import UpdateOne
 
-from services.store import Store
+from services.store import Store, describe_db_error
 
 log = logging.getLogger("ferry.events")
 HEAD_PREFIX = "events_head:"
 DUPLICATE_KEY = 11000
+EVENT_OVERHEAD = 16   # BSON bytes of an array entry's key and type besides the event
+ERRMSG_MAX = 200      # a database's refusal message, as much as the server's log gets
 
 
 class SeqConflict(Exception):
@@ -41,11 +48,36 @@ class SeqConflict(Exception):
 class EventStore:
     """Writes, finds and reads chunk documents for one instance."""
 
-    def __init__(self, store: Store, instance_id: str, chunk_max: int) -> None:
+    def __init__(self, store: Store, instance_id: str, chunk_max: int,
+                 chunk_max_bytes: int = 4 * 1024 * 1024,
+                 event_max_bytes: int = 1024 * 1024) -> None:
         self.store = store
         self.collection = store.events
         self.instance_id = instance_id
         self.chunk_max = chunk_max   # no chunk holds more events than this
+        self.chunk_max_bytes = max(1024, chunk_max_bytes)
+        self.event_max_bytes = min(max(256, event_max_bytes), self.chunk_max_bytes)
+
+    def split(self, events: list[dict]) -> list[list[dict]]:
+        """Cut a run of consecutive events into chunk-sized runs: at most `chunk_max`
+        events and `chunk_max_bytes` bytes each. An event too big to store alone is
+        replaced (in the chunk only) by a stub with its topic, seq, type and size."""
+        runs: list[list[dict]] = []
+        run: list[dict] = []
+        size = 0
+        for event in events:
+            event_size = _encoded_size(event) + EVENT_OVERHEAD
+            if event_size > self.event_max_bytes:
+                event = _stub(event, event_size)
+                event_size = _encoded_size(event) + EVENT_OVERHEAD
+            if run and (len(run) >= self.chunk_max or size + event_size > self.chunk_max_bytes):
+                runs.append(run)
+                run, size = [], 0
+            run.append(event)
+            size += event_size
+        if run:
+            runs.append(run)
+        return runs
 
     def chunk(self, topic: str, events: list[dict], batch: str | None = None) -> dict:
         return {"topic": topic, "first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
@@ -74,6 +106,13 @@ class EventStore:
             try:
                 await self.collection.insert_many(batch, ordered=True)
                 stored, consumed = batch, len(batch)
+            except DocumentTooLarge:         # only when a chunk was not built by split()
+                for doc in batch:
+                    if len(bson.encode(doc)) > self.chunk_max_bytes:
+                        doc.pop("_id", None)
+                        doc["events"] = [_stub(event, _encoded_size(event))
+                                         for event in doc["events"]]
+                continue
             except InvalidDocument:          # data BSON cannot hold: store it as text
                 for doc in batch:
                     try:
@@ -92,9 +131,9 @@ class EventStore:
                     _sanitize(bad)
                     consumed = index
                 else:
-                    log.error("dropping events %s %d..%d the database refused: %s",
+                    log.error("dropping events %s %d..%d the database refused (code %s): %s",
                               bad["topic"], bad["first_seq"], bad["last_seq"],
-                              failure.get("errmsg"))
+                              failure.get("code"), str(failure.get("errmsg"))[:ERRMSG_MAX])
             await self._advance_heads(stored)
             start += consumed
 
@@ -187,12 +226,25 @@ class EventStore:
                       for topic, (seq, size) in heads.items()]
         try:
             await self.store.counters.bulk_write(operations, ordered=False)
-        except Exception:   # only a hint: a stale one costs a longer range read later
-            log.warning("could not advance event head hints", exc_info=True)
+        except Exception as error:  # only a hint: a stale one costs a longer range read later
+            log.warning("could not advance event head hints: %s", describe_db_error(error))
 
 
 def new_batch() -> str:
     return uuid.uuid4().hex
+
+
+def _encoded_size(event: dict) -> int:
+    try:
+        return len(bson.encode(event))
+    except InvalidDocument:   # stored later as JSON text (see _sanitize): about its size
+        return len(json.dumps(event, default=str)) + 64
+
+
+def _stub(event: dict, size: int) -> dict:
+    return {"topic": event["topic"], "seq": event["seq"], "type": str(event["type"]),
+            "ts": event["ts"], "data": {"unstorable": f"event of {size} bytes, too large "
+                                                      "to store"}}
 
 
 def _sanitize(doc: dict) -> None:
