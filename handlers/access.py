@@ -11,11 +11,13 @@ from services.team.auth import ROLES
 
 
 class UserError(tornado.web.HTTPError):
-    """An HTTP error whose message is for the user (kept out of the status line)."""
+    """An HTTP error whose message is for the user (kept out of the status line);
+    `retry_after` (seconds) becomes a Retry-After header and a JSON field."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(status)
         self.message = message
+        self.retry_after = retry_after
 
 VERBS = ("get", "head", "post", "put", "patch", "delete", "options")
 ACCESS_ATTR = "__ferry_access__"

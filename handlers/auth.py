@@ -1,9 +1,15 @@
-"""Sign in and out (session cookie), who am I, and API tokens."""
+"""Sign in and out (session cookie), who am I, and API tokens.
+
+Both ways to sign in (the form and POST /api/session) go through AuthService.sign_in,
+which the sign-in throttle guards: 429 with Retry-After once an account or an address
+failed too often.
+"""
 
 from __future__ import annotations
 
 from handlers.access import UserError, public, requires
 from handlers.base import SESSION_COOKIE, ApiHandler, BaseHandler, same_site_path
+from services.team.throttle import Throttled
 
 
 class LoginHandler(BaseHandler):
@@ -15,7 +21,13 @@ class LoginHandler(BaseHandler):
     async def post(self) -> None:
         name = self.get_body_argument("name", "")[:64]
         password = self.get_body_argument("password", "")[:1024]
-        user = await self.services.auth.check_password(name, password)
+        try:
+            user = await self.services.auth.sign_in(name, password, self.client_address())
+        except Throttled as error:
+            self.set_status(429)
+            self.set_header("Retry-After", str(error.retry_after))
+            self.render("login.html", error=str(error), next_url=self._next_url())
+            return
         if user is None:
             self.set_status(403)
             self.render("login.html", error="wrong name or password", next_url=self._next_url())
@@ -65,7 +77,7 @@ class SessionApiHandler(ApiHandler):
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             raise UserError(400, "name and password are required strings")
-        user = await self.services.auth.check_password(name, password)
+        user = await self.services.auth.sign_in(name[:64], password, self.client_address())
         if user is None:
             raise UserError(403, "wrong name or password")
         token = await self.services.auth.create_token(user, "password login")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import math
+import re
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -24,11 +27,98 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'; frame-ancestors 'none'")
 
 
+INT64 = 2**63
+# Characters no redirect target may hold: controls and whitespace (browsers drop tabs and
+# newlines, so "/\t/evil" would become "//evil"), and the backslash browsers read as "/".
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x20\x7f-\xa0\\\u1680\u2000-\u200f\u2028-\u202f"
+                             r"\u205f-\u206f\u3000\ufeff]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def same_site_path(target: str | None) -> str:
-    """`target` when it is a path on this site, else "/" (no open redirects)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    """`target` when it is a path on this site, else "/": the one safe-redirect function.
+
+    Only a relative path that starts with exactly one "/", with no backslash, control
+    character or space, is kept; anything else (absolute URLs, "//host", "/\\host",
+    CR/LF that would split the Location header) goes to "/". Non-ASCII characters are
+    percent-encoded, so the header stays ASCII."""
+    if (not isinstance(target, str) or not target.startswith("/") or target.startswith("//")
+            or len(target) > 2048 or _UNSAFE_IN_PATH.search(target)):
         return "/"
-    return target
+    return _NON_ASCII.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode(
+        "utf-8", "replace")), target)
+
+
+class BadJson(ValueError):
+    """A request body or message that is not JSON we take; the message says why."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise BadJson(f"duplicate key {key[:40]!r}")
+        result[key] = value
+    return result
+
+
+def _integer(text: str) -> int:
+    value = int(text) if len(text) <= 20 else INT64
+    if not -INT64 <= value < INT64:
+        raise BadJson(f"number {text[:24]}… is out of range (64-bit integers only)")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadJson(f"number {text[:24]} is out of range")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise BadJson(f"{name} is not a JSON number")
+
+
+def parse_json(data: bytes | str, max_depth: int) -> Any:
+    """The one JSON parser for request bodies and WebSocket messages: strict UTF-8, no
+    duplicate keys, no NaN/Infinity, integers within int64, strings encodable as UTF-8
+    (no lone surrogates), at most `max_depth` levels of nesting. Raises BadJson."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, object_pairs_hook=_object, parse_int=_integer,
+                           parse_float=_float, parse_constant=_constant)
+    except RecursionError:
+        raise BadJson(f"nested more than {max_depth} levels deep") from None
+    except BadJson:
+        raise
+    except ValueError as error:      # includes UnicodeDecodeError and JSONDecodeError
+        raise BadJson(str(error)[:200]) from None
+    _check_tree(value, max_depth)
+    return value
+
+
+def _check_tree(value: Any, max_depth: int) -> None:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > max_depth:
+                raise BadJson(f"nested more than {max_depth} levels deep")
+            if isinstance(item, dict):
+                for key in item:
+                    _check_string(key)
+                item = item.values()
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            _check_string(item)
+
+
+def _check_string(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadJson("strings must be valid Unicode (no lone surrogates)") from None
 
 
 def json_default(value: Any) -> Any:
@@ -92,16 +182,42 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         raise UserError(401, "sign in first")
 
+    def client_address(self) -> str:
+        """The client's IP address: the peer's, or the nearest X-Forwarded-For hop that is
+        not a trusted proxy when the peer is one (settings.trusted_proxies). Anything
+        else in X-Forwarded-For is ignored: a client could write any address there."""
+        peer = self.request.remote_ip
+        proxies = self.services.settings.trusted_proxies
+        if peer not in proxies:
+            return peer
+        hops = self.request.headers.get("X-Forwarded-For", "").split(",")
+        for hop in reversed([hop.strip() for hop in hops]):
+            if hop in proxies:
+                continue
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+        return peer
+
     def get_json_body(self) -> dict:
-        """The request body as a JSON object; 400 with a message when it is not one."""
-        limit = self.services.settings.max_body_bytes
-        if len(self.request.body) > limit:
-            raise UserError(413, f"body larger than {limit} bytes")
+        """The request body as a JSON object; 4xx with a message when it is not one."""
+        settings = self.services.settings
+        if len(self.request.body) > settings.max_body_bytes:
+            raise UserError(413, f"body larger than {settings.max_body_bytes} bytes")
         if not self.request.body:
             return {}
+        media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        # A browser can send a form cross-site but not a JSON body: from a page (cookie)
+        # the type must say JSON. A script with a token (`curl -d`) may leave curl's
+        # default type on, since nothing cross-site can carry its Authorization header.
+        scripted = self.request.headers.get("Authorization", "").startswith("Bearer ")
+        if media != "application/json" and not (
+                scripted and media in ("", "application/x-www-form-urlencoded")):
+            raise UserError(415, "send the body as JSON, with Content-Type: application/json")
         try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as error:
+            body = parse_json(self.request.body, settings.json_max_depth)
+        except BadJson as error:
             raise UserError(400, f"body is not valid JSON: {error}") from None
         if not isinstance(body, dict):
             raise UserError(400, "body must be a JSON object")
@@ -110,7 +226,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def _handle_request_exception(self, error: BaseException) -> None:
         # Domain errors carry their own status and a message meant for the user.
         if isinstance(error, FerryError):
-            error = UserError(error.status, str(error))
+            error = UserError(error.status, str(error), getattr(error, "retry_after", None))
         super()._handle_request_exception(error)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
@@ -120,8 +236,17 @@ class BaseHandler(tornado.web.RequestHandler):
         super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self._retry_after(kwargs)
         self.render("error.html", status_code=status_code, message=self._error_message(
             status_code, kwargs))
+
+    def _retry_after(self, kwargs: dict) -> int | None:
+        """Set Retry-After when the error says how long to wait; return the seconds."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        seconds = getattr(exc, "retry_after", None)
+        if seconds is not None:
+            self.set_header("Retry-After", str(seconds))
+        return seconds
 
     def _error_message(self, status_code: int, kwargs: dict) -> str:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -148,6 +273,21 @@ class ApiHandler(BaseHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    def query_number(self, name: str, default: str, kind: type, low: float,
+                     high: float) -> Any:
+        """A numeric query argument (`kind` int or float) within [low, high]; 400 else.
+        ASCII only: int() and float() also take other scripts' digits."""
+        text = self.get_query_argument(name, default)
+        try:
+            if not text.isascii():
+                raise ValueError(text)
+            value = kind(text)
+        except ValueError:
+            raise UserError(400, f"{name} must be a number, not {text[:20]!r}") from None
+        if value != value or not low <= value <= high:     # NaN fails the first test
+            raise UserError(400, f"{name} must be between {low:g} and {high:g}")
+        return value
+
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(dumps(value))
@@ -158,8 +298,11 @@ class ApiHandler(BaseHandler):
             reason = HTTPStatus(status_code).phrase
         except ValueError:
             reason = "error"
-        self.finish(dumps({"message": self._error_message(status_code, kwargs),
-                           "reason": reason}))
+        body = {"message": self._error_message(status_code, kwargs), "reason": reason}
+        retry_after = self._retry_after(kwargs)
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        self.finish(dumps(body))
 
 
 class NotFoundHandler(BaseHandler):

@@ -42,23 +42,14 @@ class EventsHandler(ApiHandler):
         settings = self.services.settings
         if len(self.request.query) > settings.max_query_argument_bytes:
             raise UserError(400, "query string too long")
-        topic = self.get_query_argument("topic", "")
+        # strip=False: "wall\n" is a malformed topic, not "wall" (validate refuses it)
+        topic = self.get_query_argument("topic", "", strip=False)
         if not topic:
             raise UserError(400, "topic is required")
         self.services.events.topics.validate(topic)
-        after = self._number("after", "0", int, 0, MAX_SEQ - 1)
-        wait = self._number("wait", "0", float, 0, settings.longpoll_max_wait_s)
+        after = self.query_number("after", "0", int, 0, MAX_SEQ - 1)
+        wait = self.query_number("wait", "0", float, 0, settings.longpoll_max_wait_s)
         limit = self.get_query_argument("limit", None)
         page = settings.event_page_max
-        return topic, after, wait, None if limit is None else self._number(
+        return topic, after, wait, None if limit is None else self.query_number(
             "limit", limit, int, 1, page)
-
-    def _number(self, name: str, default: str, kind: type, low: float, high: float):
-        text = self.get_query_argument(name, default)
-        try:
-            value = kind(text)
-        except ValueError:
-            raise UserError(400, f"{name} must be a number, not {text[:20]!r}") from None
-        if value != value or not low <= value <= high:     # NaN fails the first test
-            raise UserError(400, f"{name} must be between {low:g} and {high:g}")
-        return value

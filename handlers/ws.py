@@ -21,7 +21,6 @@ compares Origin with Host) plus settings.allowed_origins, nothing else.
 from __future__ import annotations
 
 import contextlib
-import json
 import struct
 from collections.abc import Awaitable
 from typing import Any
@@ -30,7 +29,7 @@ import tornado.iostream
 import tornado.websocket
 
 from handlers.access import UserError, requires
-from handlers.base import ApiHandler, BaseHandler, dumps
+from handlers.base import ApiHandler, BadJson, BaseHandler, dumps, parse_json
 from services.errors import FerryError
 from services.events.fanout import Subscriber
 from services.events.topics import EventError
@@ -89,8 +88,8 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
             await self._error("bad_request", "send JSON text frames, not binary ones")
             return
         try:
-            request = json.loads(message)
-        except ValueError as error:
+            request = parse_json(message, self.services.settings.json_max_depth)
+        except BadJson as error:
             await self._error("bad_json", f"message is not valid JSON: {error}")
             return
         if not isinstance(request, dict):

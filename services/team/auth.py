@@ -1,10 +1,16 @@
-"""Users, password hashing (in the executor), browser sessions and API tokens, roles."""
+"""Users, password hashing (in the executor), browser sessions and API tokens, roles.
+
+Passwords are hashed with scrypt (n=2**14, r=8: 16 MiB per hash, memory-hard); sign-in
+goes through `sign_in`, which the throttle guards (see throttle.py) and which logs every
+failure with the name and address, never the password.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from concurrent.futures import Executor
@@ -13,10 +19,14 @@ from datetime import timedelta
 
 from pymongo.errors import DuplicateKeyError
 
+from services.registry.validation import matches, text
 from services.store import Store, utcnow
+from services.team.throttle import SigninThrottle
+
+log = logging.getLogger("ferry.auth")
 
 ROLES = ("viewer", "deployer", "admin")
-USER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+USER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_PASSWORD_BYTES = 1024
 
 
@@ -44,17 +54,19 @@ def _hash_password(password: str, salt: bytes) -> bytes:
 class AuthService:
     """Checks credentials and maps session cookies and bearer tokens to users."""
 
-    def __init__(self, store: Store, executor: Executor, session_ttl_s: int) -> None:
+    def __init__(self, store: Store, executor: Executor, session_ttl_s: int,
+                 throttle: SigninThrottle) -> None:
         self.store = store
         self.executor = executor
         self.session_ttl = timedelta(seconds=session_ttl_s)
+        self.throttle = throttle
 
     async def _hash(self, password: str, salt: bytes) -> bytes:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, _hash_password, password, salt)
 
     async def create_user(self, name: str, password: str, role: str) -> User:
-        if not USER_NAME.match(name):
+        if not matches(USER_NAME, name):
             raise ValueError("user name: 1-64 letters, digits, '_', '.', '-'")
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -77,6 +89,22 @@ class AuthService:
         password = password or secrets.token_urlsafe(12)
         await self.create_user("admin", password, "admin")
         return password
+
+    async def sign_in(self, name: str, password: str, address: str) -> User | None:
+        """The user, or None for a wrong name or password; raises Throttled (429) when
+        this account or address failed too often lately, without checking anything."""
+        self.throttle.begin(name, address)
+        try:
+            user = await self.check_password(name, password)
+        except BaseException:
+            self.throttle.end(name, address, ok=None)     # not a wrong password
+            raise
+        self.throttle.end(name, address, ok=user is not None)
+        if user is None:
+            wait = self.throttle.wait(name, address)
+            log.warning("failed sign-in as %r from %s%s", name[:64], address,
+                        f"; locked for {wait:.0f} s" if wait >= 1 else "")
+        return user
 
     async def check_password(self, name: str, password: str) -> User | None:
         doc = await self.store.users.find_one({"name": name})
@@ -106,9 +134,10 @@ class AuthService:
 
     async def create_token(self, user: User, note: str = "") -> str:
         """An API token for `Authorization: Bearer …`; only its digest is stored."""
+        note = text(note, "note", 200, line=True)
         token = "fy_" + secrets.token_urlsafe(32)
         await self.store.tokens.insert_one(
-            {"digest": _digest(token), "user": user.name, "note": note[:200],
+            {"digest": _digest(token), "user": user.name, "note": note,
              "created_at": utcnow()})
         return token
 
