@@ -35,13 +35,18 @@ test: install lint
 e2e: install
 	$(PY) -m pytest tests/e2e
 
+# bench.deploy runs on a fleet of real OpenSSH servers (Debian's openssh-server, as
+# .ci/run installs) unless given --fleet asyncssh (the simulator).
 bench-smoke: install
 	$(PY) -m bench.deploy --hosts 5 --parallel 5 --artifact-mb 1
+	$(PY) -m bench.deploy --fleet asyncssh --hosts 5 --parallel 5 --artifact-mb 1
 	$(PY) -m bench.fanout --clients 20 --rate 100 --seconds 2
 	$(PY) -m bench.console --hosts 60 --parallel 20 --open-after-ok 5 --hook-sleep 0.5
 
 bench: install
-	$(PY) -m bench.deploy --hosts 200 --parallel 100 --artifact-mb 5
+	$(PY) -m bench.deploy --fleet openssh --hosts 200 --parallel 50 --artifact-mb 5 --repeat 3
+	$(PY) -m bench.deploy --fleet asyncssh --hosts 200 --parallel 100 --artifact-mb 5
+	$(PY) -m bench.host_cost --artifact-mb 5 --samples 3
 	$(PY) -m bench.fanout --clients 1000 --rate 2000 --seconds 10
 	$(PY) -m bench.console --hosts 500
 

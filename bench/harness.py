@@ -1,6 +1,6 @@
-"""What the benchmarks share: a fleet in its own process, Ferry's services on a throwaway
-embedded database with the fleet registered, a git repository of a given size, and the
-peak RSS of this process."""
+"""What the benchmarks share: a fleet in its own process (the simulator or real OpenSSH
+servers) and the CPU it spends, Ferry's services on a throwaway embedded database with the
+fleet registered, a git repository of a given size, and peak RSS."""
 
 from __future__ import annotations
 
@@ -8,39 +8,54 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.cpuacct import CpuGroup, descendants, peak_rss_mb, tree_cpu_ms
 from services import Services
 from services.embedded_db import EmbeddedDatabase
 from services.settings import Settings
 from services.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+__all__ = [
+    "ROOT",
+    "BenchSetup",
+    "FleetHandle",
+    "bench_setup",
+    "commit_payload",
+    "ferry_on_fleet",
+    "fleet_process",
+    "make_repo",
+    "peak_rss_mb",
+]
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM; unlike ru_maxrss it does not inherit the parent's)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+_GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
+            "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
 
 
 def make_repo(path: Path, megabytes: float) -> None:
     """A one-commit repository on main with VERSION and `megabytes` of random bytes."""
     path.mkdir(parents=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@x"}
-    (path / "VERSION").write_text("bench\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=path, check=True,
+                   capture_output=True)
+    commit_payload(path, megabytes, "bench")
+
+
+def commit_payload(path: Path, megabytes: float, version: str) -> None:
+    """A new commit on main: VERSION and a fresh `megabytes` of random bytes, so that its
+    artifact is new to every host."""
+    (path / "VERSION").write_text(version + "\n")
     (path / "payload.bin").write_bytes(os.urandom(int(megabytes * 1024 * 1024)))
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
+    for args in (["add", "-A"], ["commit", "-q", "-m", version]):
+        subprocess.run(["git", *args], cwd=path, env=_GIT_ENV, check=True, capture_output=True)
 
 
 def lower_priority(nice: int) -> None:
@@ -52,47 +67,127 @@ def lower_priority(nice: int) -> None:
         Path("/proc/self/autogroup").write_text(str(nice))
 
 
+FLEET_MODULES = {"asyncssh": "fleet", "openssh": "fleet.openssh"}
+
+
+@dataclass
+class FleetHandle:
+    """A fleet running in its own process, and the CPU its hosts spend."""
+
+    kind: str
+    manifest_path: Path
+    manifest: dict
+    process: subprocess.Popen
+    cgroup: CpuGroup | None = None
+
+    def cpu_ms(self) -> float:
+        """CPU of the fleet's whole process tree so far, exited children included: its
+        cgroup when it has one (exact), else its live processes' own + reaped children's."""
+        path = self.manifest.get("cgroup")
+        if path:
+            return CpuGroup(Path(path)).usage_ms()
+        if self.cgroup is not None:
+            return self.cgroup.usage_ms()
+        return tree_cpu_ms(self.manifest.get("pids") or [self.process.pid])
+
+    def process_count(self) -> int:
+        path = self.manifest.get("cgroup") or (self.cgroup and self.cgroup.path)
+        if path:
+            return len(CpuGroup(Path(path)).pids())
+        return len(descendants(self.manifest.get("pids") or [self.process.pid]))
+
+    async def settle(self, baseline: int, timeout_s: float = 10.0) -> None:
+        """Wait until the fleet is back to `baseline` processes: every session a deploy
+        opened has ended, so its CPU is all counted."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            if self.process_count() <= baseline:
+                return
+            await asyncio.sleep(0.05)
+
+    def cpu_source(self) -> str:
+        return "cgroup" if self.manifest.get("cgroup") or self.cgroup else "proc"
+
+
 @contextlib.asynccontextmanager
-async def fleet_process(hosts: int, root: Path, *,
-                        nice: int = 0) -> AsyncIterator[tuple[Path, dict]]:
-    """`python -m fleet.simulator` in its own process; yields its manifest path and content.
-    `nice` lowers the CPU priority of the fleet and every command it runs."""
+async def fleet_process(hosts: int, root: Path, *, nice: int = 0, kind: str = "asyncssh",
+                        log_commands: bool = False) -> AsyncIterator[FleetHandle]:
+    """A fleet in its own process: `python -m fleet` (asyncssh servers, the simulator) or
+    `python -m fleet.openssh` (one real sshd per host). `nice` lowers the CPU priority of
+    the fleet and every command it runs. The simulator gets a cgroup of its own here when
+    one can be made (the OpenSSH fleet makes its own), so its CPU can be counted."""
     manifest = root / "fleet.json"
+    command = [sys.executable, "-m", FLEET_MODULES[kind], "--hosts", str(hosts), "--root",
+               str(root / "fleet"), "--manifest", str(manifest)]
+    if log_commands:
+        if kind != "openssh":
+            raise ValueError("only the OpenSSH fleet notes the commands it runs")
+        command.append("--log-commands")
+    if shutil.which("setpriv"):  # the fleet ends with the benchmark, even a killed one
+        command = ["setpriv", "--pdeathsig", "TERM", *command]
+    cgroup = CpuGroup.create("simulator") if kind == "asyncssh" else None
+    if cgroup is not None:  # in the group before it runs anything
+        command = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procs_file, *command]
     process = subprocess.Popen(
-        [sys.executable, "-m", "fleet", "--hosts", str(hosts), "--root",
-         str(root / "fleet"), "--manifest", str(manifest)],
-        cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        command, cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
         start_new_session=bool(nice), preexec_fn=(lambda: lower_priority(nice)) if nice else None)
     try:
         line = await asyncio.to_thread(process.stdout.readline)
         if b"ready" not in line:
-            raise RuntimeError("fleet did not start")
-        yield manifest, json.loads(manifest.read_text())
+            raise RuntimeError(f"the {kind} fleet did not start")
+        yield FleetHandle(kind, manifest, json.loads(manifest.read_text()), process, cgroup)
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 60)
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.remove)
+
+
+@dataclass
+class BenchSetup:
+    services: Services
+    root: Path
+    fleet: FleetHandle
+    database: EmbeddedDatabase
+
+    @property
+    def manifest(self) -> dict:
+        return self.fleet.manifest
 
 
 @contextlib.asynccontextmanager
-async def ferry_on_fleet(hosts: int, *, admin_password: str, fleet_nice: int = 0,
-                         **settings: object) -> AsyncIterator[tuple[Services, Path, dict]]:
-    """A temporary folder, a fleet, and Ferry's services with every fleet host registered
-    (group "bench") and trusted. Yields (services, folder, fleet manifest)."""
+async def bench_setup(hosts: int, *, admin_password: str, fleet_nice: int = 0,
+                      fleet_kind: str = "asyncssh", log_commands: bool = False,
+                      **settings: object) -> AsyncIterator[BenchSetup]:
+    """A temporary folder, a fleet, the embedded database and Ferry's services with every
+    fleet host registered (group "bench") and trusted."""
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
         root = Path(tmp)
-        async with fleet_process(hosts, root, nice=fleet_nice) as (_, manifest), \
+        async with fleet_process(hosts, root, nice=fleet_nice, kind=fleet_kind,
+                                 log_commands=log_commands) as fleet, \
                 EmbeddedDatabase(":memory:") as database:
+            # exclusive_db off: a release's owner is judged by its lease (renewed while it
+            # runs), never by whether it is registered in this process yet.
             services = Services(
-                Settings(data_dir=root / "ferry", git_allow_file_urls=True, exclusive_db=True,
+                Settings(data_dir=root / "ferry", git_allow_file_urls=True, exclusive_db=False,
                          ssh_command_timeout_s=600, **settings),
                 Store(database.url, "bench"))
             await services.open()
             try:
                 await services.auth.ensure_admin(admin_password)
-                await register(services, manifest)
-                yield services, root, manifest
+                await register(services, fleet.manifest)
+                yield BenchSetup(services, root, fleet, database)
             finally:
                 await services.close()
+
+
+@contextlib.asynccontextmanager
+async def ferry_on_fleet(hosts: int, *, admin_password: str, fleet_nice: int = 0,
+                         **settings: object) -> AsyncIterator[tuple[Services, Path, dict]]:
+    """bench_setup on the simulator; yields (services, folder, fleet manifest)."""
+    async with bench_setup(hosts, admin_password=admin_password, fleet_nice=fleet_nice,
+                           **settings) as setup:
+        yield setup.services, setup.root, setup.manifest
 
 
 async def register(services: Services, manifest: dict) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ import asyncssh
 from fleet.hostexec import FleetError, _Child, _ExecSession, _pipe
 
 USER = "deploy"
+PR_SET_PDEATHSIG = 1
 STOP_WAIT_S = 5.0  # Fleet.stop waits this long for commands to end
 # Per-channel receive window: what a client may send ahead. asyncssh's 2 MiB default
 # times 500 uploads is a gigabyte buffered in the fleet; loopback needs far less.
@@ -320,6 +322,14 @@ class Fleet:
         return ns_fd
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """SIGTERM this process when `parent_pid` dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG); exit at once if it is already gone."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        sys.exit("fleet: the process that started it is gone")
+
+
 async def _main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -342,7 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True)
     parser.add_argument("--manifest", help="default: ROOT/fleet.json")
     parser.add_argument("--name-prefix", default="host")
+    parser.add_argument("--parent-pid", type=int,
+                        help="stop when this process (the one starting the fleet) dies")
     args = parser.parse_args(argv)
+    if args.parent_pid:
+        die_with_parent(args.parent_pid)
     try:
         asyncio.run(_main(args))
     except FleetError as exc:

@@ -26,8 +26,10 @@ PROJECT = {
     "name": "demo-app", "environment": "production", "deploy_path": "/srv/demo-app",
     "keep_releases": 3, "groups": ["demo"],
     "hooks": {
+        # rm first: a REVISION the repository committed (a symlink, say) is replaced by
+        # Ferry's own file, never written through.
         "after_checkout": "echo \"building $FERRY_REF ($FERRY_SHA)\"\n"
-                          "printf '%s\\n' \"$FERRY_SHA\" > REVISION\n",
+                          "rm -f REVISION && printf '%s\\n' \"$FERRY_SHA\" > REVISION\n",
         "before_release": "echo \"preparing release $FERRY_RELEASE_ID on $FERRY_HOST\"\n",
         "after_release": "echo \"restarting demo-app on $FERRY_HOST\"\n",
     },
@@ -72,9 +74,12 @@ class Demo:
             manifest_path.unlink()
         self.fleet = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "fleet", "--hosts", str(self.count),
-            "--name-prefix", "demo",
+            "--name-prefix", "demo", "--parent-pid", str(os.getpid()),
             "--root", str(self.directory / "fleet"), "--manifest", str(manifest_path),
-            cwd=str(ROOT), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
+            cwd=str(ROOT), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            # Its own session: a Ctrl-C in Ferry's terminal must not stop the hosts under
+            # running releases; Ferry stops the fleet itself once the releases are safe.
+            start_new_session=True)
         line = await asyncio.wait_for(self.fleet.stdout.readline(), 120)
         if b"ready" not in line:
             raise RuntimeError("the demo fleet did not start")

@@ -21,3 +21,9 @@ class Conflict(FerryError):
 
 class Forbidden(FerryError):
     status = 403
+
+
+class Unavailable(FerryError):
+    """Ferry cannot do it now (it is shutting down); trying again later may work."""
+
+    status = 503

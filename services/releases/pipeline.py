@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from services.build.artifacts import Artifact
 from services.build.localrun import LocalHookError, run_local_hook
 from services.git.mirrors import GitError
+from services.registry import validation as check
 from services.releases import remote
+from services.releases.context import HostContext, LocalContext
 from services.ssh.client import CommandResult, HostSession, SshError
-
-if TYPE_CHECKING:
-    from services.releases.run import ReleaseRun
 
 LOCAL_STAGES = ("before_checkout", "checkout", "after_checkout", "package")
 HOST_STAGES = ("upload", "extract", "before_release", "release", "after_release", "verify",
                "prune")
+FERRY_STAGES = ("upload", "extract", "release", "prune")   # Ferry's own commands, no hook
 
 
 class StageFailed(Exception):
@@ -35,25 +35,25 @@ class StageFailed(Exception):
 class LocalPipeline:
     """Runs the local stages once per release and returns the artifact to ship."""
 
-    def __init__(self, run: ReleaseRun) -> None:
-        self.run = run
-        self.services = run.services
-        self.record = run.record
-        self.project = run.project
+    def __init__(self, ctx: LocalContext) -> None:
+        self.ctx = ctx
+        self.facts = ctx.facts
+        self.sink = ctx.sink
+        self.project = ctx.project
 
     async def build(self) -> Artifact:
-        sha = self.run.release["sha"]
-        cached = self.services.artifacts.cached(self.project, sha)
-        work = self.services.settings.work_dir / f"release-{self.run.release['_id']}"
+        sha = self.facts.sha
+        cached = self.ctx.artifacts.cached(self.project, sha)
+        work = self.ctx.settings.work_dir / f"release-{self.facts.id}"
         try:
             async with self.stage("before_checkout", "before_checkout"):
                 await self.hook("before_checkout", work)
             if cached is not None:
                 for stage in ("checkout", "after_checkout"):
-                    self.record.local_stage(stage, "skipped", duration_ms=0,
-                                            reason="artifact cached for this commit and build")
-                self.record.local_stage("package", "skipped", duration_ms=0,
-                                        reason=f"cached {cached.sha256[:12]}")
+                    self.sink.local_stage(stage, "skipped", duration_ms=0,
+                                          reason="artifact cached for this commit and build")
+                self.sink.local_stage("package", "skipped", duration_ms=0,
+                                      reason=f"cached {cached.sha256[:12]}")
                 return cached
             tree = work / "tree"
             async with self.stage("checkout"):
@@ -61,18 +61,18 @@ class LocalPipeline:
             async with self.stage("after_checkout", "after_checkout"):
                 await self.hook("after_checkout", tree)
             async with self.stage("package"):
-                artifact = await self.services.artifacts.package(self.project, sha, tree)
-                self.record.log("_local", "package",
-                                f"artifact {artifact.sha256} ({artifact.size} bytes)")
+                artifact = await self.ctx.artifacts.package(self.project, sha, tree)
+                self.sink.log("_local", "package",
+                              f"artifact {artifact.sha256} ({artifact.size} bytes)")
             return artifact
         finally:
             await asyncio.get_running_loop().run_in_executor(
-                self.services.executor, shutil.rmtree, work, True)
+                self.ctx.executor, shutil.rmtree, work, True)
 
     async def checkout(self, sha: str, tree: Path) -> None:
         """Export the commit from the mirror, which creating the release just fetched;
         fetch again only when the commit is not there (e.g. a mirror removed since)."""
-        git = self.services.git
+        git = self.ctx.git
         try:
             try:
                 await git.export_tree(self.project, sha, tree)
@@ -82,43 +82,44 @@ class LocalPipeline:
                 await git.export_tree(self.project, sha, tree)
         except GitError as error:
             raise StageFailed(f"checkout: {error}") from None
-        self.record.log("_local", "checkout", f"exported {sha}")
+        self.sink.log("_local", "checkout", f"exported {sha}")
 
     async def hook(self, name: str, cwd: Path) -> None:
-        script = (self.project.get("hooks") or {}).get(name)
+        script = self.facts.hooks.get(name)
         if not script:
             raise _Skip("no hook")
         await asyncio.to_thread(cwd.mkdir, parents=True, exist_ok=True)
-        settings = self.services.settings
+        settings = self.ctx.settings
         try:
             await run_local_hook(
-                script, cwd, self.run.hook_env(None, str(cwd), name),
+                script, cwd, self.facts.hook_env(None, str(cwd), name),
                 timeout_s=settings.local_hook_timeout_s, line_max=settings.ssh_line_max_bytes,
                 output_max=settings.ssh_step_output_max_bytes,
-                on_line=lambda line: self.record.log("_local", name, line))
+                lines_max=settings.ssh_step_output_max_lines,
+                on_line=lambda line: self.sink.log("_local", name, line))
         except LocalHookError as error:
             raise StageFailed(f"{name}: {error}") from None
 
     @contextlib.asynccontextmanager
     async def stage(self, stage: str, hook: str | None = None) -> AsyncIterator[None]:
-        self.record.local_stage(stage, "running")
+        self.sink.local_stage(stage, "running")
         started = time.monotonic()
         try:
             yield
         except _Skip as skip:
-            self.record.local_stage(stage, "skipped", duration_ms=0, reason=str(skip))
+            self.sink.local_stage(stage, "skipped", duration_ms=0, reason=str(skip))
             return
         except StageFailed as error:
-            self.record.local_stage(stage, "failed", duration_ms=_ms(started), reason=str(error))
+            self.sink.local_stage(stage, "failed", duration_ms=_ms(started), reason=str(error))
             raise
         except asyncio.CancelledError:
-            self.record.local_stage(stage, "cancelled", duration_ms=_ms(started),
+            self.sink.local_stage(stage, "cancelled", duration_ms=_ms(started),
                                     reason="cancelled")
             raise
         except Exception as error:
-            self.record.local_stage(stage, "failed", duration_ms=_ms(started), reason=str(error))
+            self.sink.local_stage(stage, "failed", duration_ms=_ms(started), reason=str(error))
             raise StageFailed(f"{stage}: {error}") from error
-        self.record.local_stage(stage, "ok", duration_ms=_ms(started))
+        self.sink.local_stage(stage, "ok", duration_ms=_ms(started))
 
 
 class _Skip(Exception):
@@ -130,67 +131,193 @@ def _ms(started: float) -> int:
 
 
 class HostPipeline:
-    """Runs one host's stages over one SSH connection, recording each stage."""
+    """Runs one host's stages over one SSH connection, recording each stage.
 
-    def __init__(self, run: ReleaseRun, host: dict) -> None:
-        self.run = run
+    Few exec requests, because each one costs the host a fork, privilege separation and
+    a login shell: one command prepares the deploy path, receives the artifact (unless
+    the host has it) and extracts it; one switches, runs the health check and prunes.
+    A hook, and a health check retried after a failed attempt, take one more each.
+    Inside a command, a line `<tag> <stage>` starts the next stage, so each stage still
+    has its own log, duration and timeout.
+    """
+
+    def __init__(self, ctx: HostContext, host: dict) -> None:
+        self.ctx = ctx
+        self.facts = ctx.facts
+        self.sink = ctx.sink
+        self.settings = ctx.settings
         self.host = host
         self.name = host["name"]
-        self.record = run.record
-        self.settings = run.services.settings
-        self.deploy_path = run.project["deploy_path"]
-        self.release_id = run.release["_id"]
+        self.deploy_path = ctx.facts.deploy_path
         self.session: HostSession | None = None
+        self.tag = f"ferry-{secrets.token_hex(6)}"
+        self.current: str | None = None       # the stage running
+        self.started = 0.0
+        self.skips: dict[str, str] = {}       # stages to show as skipped once passed
+        self._deadline: asyncio.Timeout | None = None
+        self.refusal: str | None = None       # the `ferry: ` reason of Ferry's command
+
+    # -- the stages --------------------------------------------------------------------
 
     async def deploy(self, artifact: Artifact) -> None:
         """Upload, extract, switch, hooks, verify, prune. Raises StageFailed."""
-        async with self.stage("upload"):
+        async with self.failing():
+            self.begin("upload")
             await self.connect()
-            await self.upload(artifact)
-        async with self.stage("extract"):
-            await self.exec("extract", remote.extract(
-                self.deploy_path, self.release_id, artifact.sha256, self.metadata()))
-        new_dir = remote.release_dir(self.deploy_path, self.release_id)
-        async with self.stage("before_release"):
-            await self.hook("before_release", new_dir)
-        await self.switch_and_check(self.release_id)
-        async with self.stage("prune"):
-            await self.exec("prune", remote.prune(self.deploy_path, self.run.keep_releases))
+            await self.receive(artifact)
+            await self.hook("before_release", remote.release_dir(self.deploy_path,
+                                                                 self.facts.id))
+            await self.release(self.facts.id, prune=True)
 
     async def switch_to(self, target_id: int) -> None:
         """Rollback: switch to a release still kept on the host, then hooks and verify."""
         for stage in ("upload", "extract", "before_release", "prune"):
-            self.record.stage_end(self.name, stage, "skipped", 0, "rollback: no upload")
+            self.sink.stage_end(self.name, stage, "skipped", 0, "rollback: no upload")
         await self.switch_and_check(target_id)
 
     async def switch_and_check(self, target_id: int) -> None:
-        async with self.stage("release"):
-            await self.connect()
-            lines: list[str] = []
-            result = await self.exec("release", remote.switch(self.deploy_path, target_id),
-                                     collect=lines, check=False, quiet=True)
-            if result.exit_status != 0:
-                for line in lines:
-                    self.record.log(self.name, "release", line)
-            if result.exit_status == remote.MISSING_RELEASE:
-                raise StageFailed(f"release: release {target_id} is no longer kept on this host")
-            if result.exit_status != 0:
-                raise StageFailed(f"release: switch failed (status {result.exit_status})")
-            previous = next((line.split("=", 1)[1] for line in lines
-                             if line.startswith("previous=")), "")
-            self.record.hosts[self.name]["previous"] = previous or None
-            self.record.log(self.name, "release", f"current -> releases/{target_id} "
-                                                  f"(was {previous or 'nothing'})")
+        """Switch to a kept release, then after_release and verify; no prune."""
+        async with self.failing():
+            await self.release(target_id, prune=False)
+
+    async def receive(self, artifact: Artifact) -> None:
+        send = asyncio.get_running_loop().create_future()
+
+        def on_word(word: str) -> None:
+            if word in ("present", "send") and not send.done():
+                send.set_result(word == "send")
+                if word == "present":
+                    self.log(f"artifact {artifact.sha256[:12]} already on host; upload skipped")
+                    self.sink.host_report(self.name, upload_skipped=True)
+            elif word == "extract" and send.done() and send.result():
+                self.log(f"uploaded {artifact.size} bytes, sha256 verified")
+
+        command = remote.receive_and_extract(self.deploy_path, self.facts.id, artifact.sha256,
+                                             self.facts.metadata(), self.tag)
+        result = await self.exec(command, ("upload", "extract"), on_word=on_word,
+                                 source=artifact.path, send_when=send)
+        self.expect(result, "extract", {"upload": "checksum or write failed"})
+        self.end("ok")
+
+    async def release(self, target_id: int, *, prune: bool) -> None:
+        """The switch, after_release, verify and (`prune`) prune; with no after_release
+        hook, all in one command, the first health check included."""
+        self.begin("release")
+        await self.connect()
         current = f"{self.deploy_path}/current"
-        async with self.stage("after_release"):
+        after = self.facts.hooks.get("after_release")
+        check = self.check_command(current)
+        keep = self.facts.keep_releases if prune else None
+        if not after:
+            self.skips["after_release"] = "no hook"
+        if check is None:
+            self.skips["verify"] = "no health check"
+        previous: list[str] = []
+
+        def on_line(line: str) -> bool:
+            if self.current == "release" and line.startswith("previous="):
+                previous.append(line.removeprefix("previous="))
+                self.sink.host_report(self.name, previous=previous[0] or None)
+                self.log(f"current -> releases/{target_id} (was {previous[0] or 'nothing'})")
+                return True
+            return False
+
+        stages = ["release"]
+        if after:
+            command = remote.switch(self.deploy_path, target_id)
+        else:
+            command = remote.switch_verify_prune(self.deploy_path, target_id, self.tag, check,
+                                                 keep)
+            stages += [*(["verify"] if check else []), *(["prune"] if prune else [])]
+        status: list[int] = []
+        result = await self.exec(command, stages, on_line=on_line, verify_status=status)
+        if result.exit_status == remote.MISSING_RELEASE and self.current == "release":
+            raise StageFailed(f"release: release {target_id} is no longer kept on this host")
+        self.expect(result, None, {"release": "switch failed"})
+        if after:
+            self.end("ok")
             await self.hook("after_release", current)
-        async with self.stage("verify"):
-            await self.verify(current)
+            if check is not None:
+                self.begin("verify")
+                await self.verify(check, keep, first_status=None)
+            elif prune:
+                await self.prune_only()
+        elif self.current == "verify":
+            await self.verify(check, keep, first_status=status[0] if status else None)
+        if self.current is not None:
+            self.end("ok")
+        self.flush_skips(None)
+
+    async def prune_only(self) -> None:
+        self.begin("prune")
+        result = await self.exec(remote.prune(self.deploy_path, self.facts.keep_releases),
+                                 ["prune"])
+        self.expect(result, "prune", {})
+
+    async def verify(self, check: str, keep: int | None, *, first_status: int | None) -> None:
+        """The health check's attempts; the first may have run with the switch already
+        (`first_status`). Prune runs in the same command as the passing attempt."""
+        spec = self.facts.health_check or {}
+        retries = spec.get("retries", self.settings.verify_retries)
+        stages = ["verify", *(["prune"] if keep is not None else [])]
+        status = first_status
+        for attempt in range(1, retries + 1):
+            if status is None:
+                if attempt > 1:
+                    await asyncio.sleep(spec.get("interval_s", self.settings.verify_interval_s))
+                statuses: list[int] = []
+                result = await self.exec(remote.verify_prune(self.deploy_path, self.tag, check,
+                                                             keep), stages, verify_status=statuses)
+                self.expect(result, None, {})
+                if not statuses:
+                    raise StageFailed("verify: the health check ended without a status")
+                status = statuses[0]
+            if status == 0:
+                return
+            self.log(f"health check attempt {attempt}/{retries} failed (status {status})")
+            status = None
+        raise StageFailed(f"verify: health check failed {retries} times")
+
+    def check_command(self, cwd: str) -> str | None:
+        check = self.facts.health_check
+        if not check:
+            return None
+        if check.get("command"):
+            return remote.hook(check["command"], cwd, self.hook_env(cwd, "verify"),
+                               self.settings.hook_path)
+        return remote.health_url(check["url"], check["timeout_s"])
+
+    async def hook(self, name: str, cwd: str) -> None:
+        script = self.facts.hooks.get(name)
+        if not script:
+            self.begin(name)
+            self.end("skipped", "no hook")
+            return
+        self.begin(name)
+        await self.connect()
+        env = self.hook_env(cwd, name)
+        result = await self.exec(remote.hook(script, cwd, env, self.settings.hook_path), [name])
+        self.expect(result, name, {})
+        self.end("ok")
+
+    def hook_env(self, cwd: str, stage: str) -> dict[str, str]:
+        """The release's values for a hook on this host. Host variables stored before
+        the current naming rules are left out here (the hook runs without them)."""
+        variables = self.host.get("variables") or {}
+        kept = {key: value for key, value in variables.items()
+                if check.allowed_variable_name(key) and isinstance(value, str)}
+        if len(kept) != len(variables):
+            left_out = ", ".join(repr(key) for key in sorted(set(variables) - set(kept)))
+            self.sink.log(self.name, stage, "[ferry] host variables whose names are not "
+                                            f"allowed were left out: {left_out[:200]}")
+        return self.facts.hook_env({**self.host, "variables": kept}, cwd, stage)
+
+    # -- the connection and its commands ----------------------------------------------
 
     async def connect(self) -> None:
         if self.session is None:
             try:
-                self.session = await self.run.services.ssh.connect(self.host)
+                self.session = await self.ctx.ssh.connect(self.host)
             except SshError as error:
                 raise StageFailed(error.reason) from None
 
@@ -200,96 +327,114 @@ class HostPipeline:
             with contextlib.suppress(Exception):
                 await session.close()
 
-    async def upload(self, artifact: Artifact) -> None:
-        lines: list[str] = []
-        await self.exec("upload", remote.check_artifact(self.deploy_path, artifact.sha256),
-                        collect=lines, quiet=True)
-        if "present" in lines:
-            self.record.log(self.name, "upload", f"artifact {artifact.sha256[:12]} already "
-                                                 "on host; upload skipped")
-            self.record.hosts[self.name]["upload_skipped"] = True
-            return
-        try:
-            result = await self.session.upload(
-                remote.receive_artifact(self.deploy_path, artifact.sha256), artifact.path,
-                timeout=self.settings.ssh_command_timeout_s)
-        except SshError as error:
-            raise StageFailed(f"upload: {error.reason}") from None
-        if result.exit_status != 0:
-            raise StageFailed(f"upload: checksum or write failed (status {result.exit_status})")
-        self.record.log(self.name, "upload", f"uploaded {artifact.size} bytes, sha256 verified")
+    def stage_timeout(self, stage: str) -> float:
+        if stage in ("before_release", "after_release"):
+            return self.settings.hook_timeout_s
+        if stage == "verify":
+            return (self.facts.health_check or {}).get("timeout_s", 10) + 5
+        return self.settings.ssh_command_timeout_s
 
-    async def hook(self, name: str, cwd: str) -> None:
-        script = (self.run.project.get("hooks") or {}).get(name)
-        if not script:
-            raise _Skip("no hook")
-        env = self.run.hook_env(self.host, cwd, name)
-        await self.exec(name, remote.hook(script, cwd, env),
-                        timeout_s=self.settings.hook_timeout_s)
+    async def exec(self, command: str, stages: list[str] | tuple[str, ...], *,
+                   on_line: Callable[[str], bool] | None = None,
+                   on_word: Callable[[str], None] | None = None,
+                   verify_status: list[int] | None = None,
+                   source: Path | None = None,
+                   send_when: asyncio.Future | None = None) -> CommandResult:
+        """One exec request running `stages` (the first already begun): a marker line
+        `<tag> <stage>` ends the running stage and begins the next, with its own
+        timeout. Output goes to the running stage's log; a `ferry: ` line of Ferry's
+        own commands is kept as the reason of a refusal."""
+        self.refusal: str | None = None
+        prefix = f"{self.tag} "
 
-    async def verify(self, cwd: str) -> None:
-        check = self.run.project.get("health_check")
-        if not check:
-            raise _Skip("no health check")
-        if check.get("command"):
-            command = remote.hook(check["command"], cwd,
-                                  self.run.hook_env(self.host, cwd, "verify"))
-        else:
-            command = remote.health_url(check["url"], check["timeout_s"])
-        retries = check.get("retries", self.settings.verify_retries)
-        for attempt in range(1, retries + 1):
-            result = await self.exec("verify", command, check=False,
-                                     timeout_s=check.get("timeout_s", 10) + 5)
-            if result.exit_status == 0:
+        def line_seen(line: str) -> None:
+            if line.startswith(prefix):
+                word = line.removeprefix(prefix)
+                if on_word is not None:
+                    on_word(word)
+                if word.startswith("verify-status ") and verify_status is not None:
+                    number = word.removeprefix("verify-status ")
+                    verify_status.append(int(number) if number.isdigit() else -1)
+                elif word in stages and word != self.current:
+                    self.end("ok")
+                    self.begin(word)
+                    if self._deadline is not None:
+                        self._deadline.reschedule(asyncio.get_running_loop().time()
+                                                  + self.stage_timeout(word))
                 return
-            self.record.log(self.name, "verify", f"health check attempt {attempt}/{retries} "
-                                                 f"failed (status {result.exit_status})")
-            if attempt < retries:
-                await asyncio.sleep(check.get("interval_s", self.settings.verify_interval_s))
-        raise StageFailed(f"verify: health check failed {retries} times")
+            if on_line is not None and on_line(line):
+                return
+            if line.startswith(remote.REASON_PREFIX) and self.current in FERRY_STAGES:
+                self.refusal = line.removeprefix(remote.REASON_PREFIX)
+            self.log(line)
 
-    async def exec(self, stage: str, command: str, *, check: bool = True,
-                   timeout_s: float | None = None, collect: list[str] | None = None,
-                   quiet: bool = False) -> CommandResult:
-        """Run one command on the host; its output goes to the host's log unless quiet."""
-        def on_line(line: str) -> None:
-            if collect is not None:
-                collect.append(line)
-            if not quiet:
-                self.record.log(self.name, stage, line)
-
+        total = sum(self.stage_timeout(stage) for stage in stages)
         try:
-            result = await self.session.run(
-                command, timeout=timeout_s or self.settings.ssh_command_timeout_s, on_line=on_line)
+            async with asyncio.timeout(None) as self._deadline:
+                self._deadline.reschedule(asyncio.get_running_loop().time()
+                                          + self.stage_timeout(self.current or stages[0]))
+                if source is None:
+                    return await self.session.run(command, timeout=total, on_line=line_seen)
+                return await self.session.upload(command, source, timeout=total,
+                                                 on_line=line_seen, send_when=send_when)
+        except TimeoutError:
+            raise StageFailed(f"{self.current}: timed out after "
+                              f"{self.stage_timeout(self.current):g}s") from None
         except SshError as error:
-            raise StageFailed(f"{stage}: {error.reason}") from None
-        if check and result.exit_status != 0:
-            status = "no exit status" if result.exit_status is None else (
-                f"exited with status {result.exit_status}")
-            raise StageFailed(f"{stage}: {status}")
-        return result
+            raise StageFailed(f"{self.current}: {error.reason}") from None
+        finally:
+            self._deadline = None
 
-    def metadata(self) -> str:
-        release = self.run.release
-        return (f"release={release['_id']} project={release['project']} "
-                f"ref={release['ref']} sha={release['sha']}")
+    def expect(self, result: CommandResult, last: str | None, failures: dict[str, str]) -> None:
+        """Raise StageFailed for the running stage unless the command succeeded (and
+        reached stage `last`)."""
+        status = result.exit_status
+        if status in remote.REFUSALS and self.refusal:
+            raise StageFailed(f"{self.current}: {self.refusal}")
+        if status != 0:
+            detail = "no exit status" if status is None else f"exited with status {status}"
+            if self.current in failures and status is not None:
+                detail = f"{failures[self.current]} (status {status})"
+            raise StageFailed(f"{self.current}: {detail}")
+        if last is not None and self.current != last:
+            raise StageFailed(f"{self.current}: the host's command ended before {last}")
+
+    # -- recording ---------------------------------------------------------------------
+
+    def log(self, line: str) -> None:
+        self.sink.log(self.name, self.current or "release", line)
+
+    def begin(self, stage: str) -> None:
+        self.flush_skips(stage)
+        self.sink.stage_start(self.name, stage)
+        self.current, self.started = stage, time.monotonic()
+
+    def end(self, state: str, reason: str | None = None) -> None:
+        if self.current is not None:
+            stage, self.current = self.current, None
+            self.sink.stage_end(self.name, stage, state, _ms(self.started), reason)
+
+    def flush_skips(self, before: str | None) -> None:
+        """Record as skipped the stages of self.skips that come before `before` (all)."""
+        limit = HOST_STAGES.index(before) if before else len(HOST_STAGES)
+        for stage in HOST_STAGES[:limit]:
+            if stage in self.skips:
+                reason = self.skips.pop(stage)
+                self.sink.stage_start(self.name, stage)
+                self.sink.stage_end(self.name, stage, "skipped", 0, reason)
 
     @contextlib.asynccontextmanager
-    async def stage(self, stage: str) -> AsyncIterator[None]:
-        self.record.stage_start(self.name, stage)
-        started = time.monotonic()
+    async def failing(self) -> AsyncIterator[None]:
+        """The running stage ends failed (or cancelled) with the reason."""
         try:
             yield
-        except _Skip as skip:
-            self.record.stage_end(self.name, stage, "skipped", _ms(started), str(skip))
-            return
         except StageFailed as error:
-            self.record.stage_end(self.name, stage, "failed", _ms(started), str(error))
+            self.end("failed", str(error))
             raise
         except asyncio.CancelledError:
-            self.record.stage_end(self.name, stage, "cancelled", _ms(started), "cancelled")
+            self.end("cancelled", "cancelled")
             raise
         except Exception as error:
-            self.record.stage_end(self.name, stage, "failed", _ms(started), repr(error))
+            stage = self.current
+            self.end("failed", repr(error))
             raise StageFailed(f"{stage}: internal error {error!r}") from error
-        self.record.stage_end(self.name, stage, "ok", _ms(started))

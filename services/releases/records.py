@@ -2,7 +2,9 @@
 
 A 1,000-host release makes tens of thousands of state changes and log lines; writing each
 one alone would swamp the database, so host runs and log lines are flushed together every
-`log_flush_interval_s`, and release state changes are written at once.
+`log_flush_interval_s`, and release state changes are written at once. Log lines go
+through a HostLogWriter (logstore.py): bounded chunk documents, idempotent retries, and
+lines it cannot store are counted (`log_lines_lost`), never fatal to the release.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from services.store import Store, utcnow
+from services.releases.logstore import HostLogWriter
+from services.settings import Settings
+from services.store import Store, describe_db_error, utcnow
 
 log = logging.getLogger("ferry.records")
 HOST_STATES = ("pending", "running", "ok", "failed", "skipped", "cancelled", "rolled_back",
@@ -54,23 +58,29 @@ class ReleaseRecord:
     """Owns a release document and its host runs while the release runs in this process."""
 
     def __init__(self, store: Store, events: Any, release: dict, hosts: dict[str, dict],
-                 flush_interval_s: float) -> None:
+                 settings: Settings) -> None:
         self.store = store
         self.events = events
         self.release = release
         self.hosts = hosts
         self.topic = f"release:{release['_id']}"
-        self.flush_interval_s = flush_interval_s
+        self.flush_interval_s = settings.log_flush_interval_s
         self._dirty: set[str] = set(hosts)
         self._logs: dict[str, list[dict]] = {}
-        self._logs_in_flight: dict[str, list[dict]] = {}
+        self._logs_waiting = 0
+        self._logs_waiting_max = settings.log_pending_max_lines
+        self._log_writer = HostLogWriter(store.host_logs, release["_id"], settings)
+        self._logs_lost: Counter[str] = Counter()
         self._flush_lock = asyncio.Lock()
-        self._log_chunks: Counter[str] = Counter()
         self._log_lines: Counter[str] = Counter()
         self._outbox: list[tuple[str, dict]] = []
+        self._backlog_max_lines = settings.record_backlog_max_lines
+        self._outbox_max_events = settings.record_outbox_max_events
+        self._drained = asyncio.Event()      # set whenever a flush or a publish finishes
         self._wake = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._last_wall = 0.0
+        self._wall_hosts: set[str] = set(hosts)   # hosts changed since the last wall event
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -140,6 +150,7 @@ class ReleaseRecord:
             run["finished_at"] = now
             self._flush_now.set()
         self._dirty.add(host)
+        self._wall_hosts.add(host)
         self.emit("host", {"host": host, "state": state, "reason": reason,
                            "stage": run["stage"], **fields})
 
@@ -148,6 +159,7 @@ class ReleaseRecord:
         run["stage"] = stage
         run["stages"][stage] = {"state": "running", "started_at": utcnow()}
         self._dirty.add(host)
+        self._wall_hosts.add(host)
         self.emit("stage", {"host": host, "stage": stage, "state": "running"})
 
     def stage_end(self, host: str, stage: str, state: str, duration_ms: int,
@@ -158,15 +170,49 @@ class ReleaseRecord:
         self.emit("stage", {"host": host, "stage": stage, "state": state,
                             "duration_ms": duration_ms, "reason": reason})
 
+    def host_report(self, host: str, **report: Any) -> None:
+        """What a host's pipeline learnt (`previous`, `upload_skipped`): see HostSink."""
+        self.hosts[host].update(report)
+        self._dirty.add(host)
+
     def log(self, host: str, stage: str, line: str) -> None:
         self._log_lines[host] += 1
         entry = {"n": self._log_lines[host], "ts": time.time(), "stage": stage, "line": line}
-        self._logs.setdefault(host, []).append(entry)
+        if self._logs_waiting + self._log_writer.waiting < self._logs_waiting_max:
+            self._logs.setdefault(host, []).append(entry)
+            self._logs_waiting += 1
+        else:   # the database is far behind: bounded memory first, the loss is counted
+            self._lost_lines(Counter({host: 1}))
         self.emit("log", {"host": host, **entry})
 
     def pending_log(self, host: str) -> list[dict]:
         """Log lines not yet in the database (being written, or waiting to be)."""
-        return [*self._logs_in_flight.get(host, []), *self._logs.get(host, [])]
+        return [*self._log_writer.pending(host), *self._logs.get(host, [])]
+
+    def _lost_lines(self, lost: Counter[str]) -> None:
+        """Count log lines that could not be stored, on the host run and the release."""
+        for host, count in lost.items():
+            self._logs_lost[host] += count
+            self.release["log_lines_lost"] = self.release.get("log_lines_lost", 0) + count
+            if host in self.hosts:
+                self.hosts[host]["log_lines_lost"] = self._logs_lost[host]
+                self._dirty.add(host)
+        self._dirty.add(LOCAL)
+
+    def backlogged(self) -> bool:
+        """More waits for the database or the bus than the release may hold in memory."""
+        return (self._logs_waiting + self._log_writer.waiting > self._backlog_max_lines
+                or len(self._outbox) > self._outbox_max_events)
+
+    async def room(self) -> None:
+        """Back-pressure: wait until the backlog is under its limits. The release calls this
+        before each host step, so a slow or stopped database slows the release down
+        instead of growing memory; nothing is dropped while it waits."""
+        while self.backlogged():
+            self._drained.clear()
+            self._wake.set()
+            self._flush_now.set()
+            await self._drained.wait()
 
     def emit(self, type_: str, data: dict) -> None:
         """Queue an event; the publish loop sends them to the bus in this order."""
@@ -187,6 +233,7 @@ class ReleaseRecord:
             batch, self._outbox = self._outbox, []
             for type_, data in batch:
                 await self.events.publish(self.topic, type_, data)
+        self._drained.set()
 
     async def _publish_wall(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -194,11 +241,19 @@ class ReleaseRecord:
             return
         self._last_wall = now
         release = self.release
+        # The wall's host tiles: each host changed since the last wall event, once, with
+        # its latest state and stage (coalesced per host, see services/wall/).
+        changed, self._wall_hosts = self._wall_hosts, set()
         await self.events.publish("wall", "release", {
             "release_id": self.id, "project": release["project"],
             "environment": release["environment"], "kind": release["kind"],
             "ref": release["ref"], "sha": release.get("sha"), "state": release["state"],
-            "total": len(self.hosts), "counts": self.counts()})
+            "total": len(self.hosts), "counts": self.counts(),
+            "created_by": release.get("created_by"), "started_at": release.get("started_at"),
+            "finished_at": release.get("finished_at"),
+            "duration_ms": release.get("duration_ms"),
+            "hosts": {host: [self.hosts[host]["state"], self.hosts[host]["stage"]]
+                      for host in changed if host in self.hosts}})
 
     async def _flush_loop(self) -> None:
         """Flush every interval, and at once when a host reaches a final state."""
@@ -207,40 +262,41 @@ class ReleaseRecord:
                 await asyncio.wait_for(self._flush_now.wait(), self.flush_interval_s)
             self._flush_now.clear()
             try:
-                await self.flush()
-            except Exception:
-                log.exception("could not persist %s; will retry", self.topic)
+                async with self._flush_lock:
+                    await self._flush(wait_for_logs=False)
+            except Exception as error:
+                log.warning("could not persist %s: %s; will retry", self.topic,
+                            describe_db_error(error))
+            finally:
+                self._drained.set()
 
     async def flush(self) -> None:
-        """Write dirty host runs and buffered log lines in one round of bulk writes."""
-        async with self._flush_lock:
-            await self._flush()
+        """Write buffered log lines, then dirty host runs, in a few bulk writes.
 
-    async def _flush(self) -> None:
-        dirty, self._dirty = self._dirty, set()
+        Log writes that fail are retried here (with back-off, bounded) and what cannot be
+        stored is counted, so this raises only when the host runs cannot be written."""
+        async with self._flush_lock:
+            await self._flush(wait_for_logs=True)
+
+    async def _flush(self, *, wait_for_logs: bool) -> None:
         logs, self._logs = self._logs, {}
-        self._logs_in_flight = logs
+        self._logs_waiting = 0
+        self._log_writer.add(logs)
+        lost = await self._log_writer.write(wait=wait_for_logs)
+        if lost:
+            self._lost_lines(lost)
+        dirty, self._dirty = self._dirty, set()
         updates = [UpdateOne({"_id": self.hosts[host]["_id"]}, {"$set": self.hosts[host]},
                              upsert=True) for host in dirty if host != LOCAL]
         try:
             if dirty:
                 # The release's counts follow its host runs, one flush behind at most.
-                await self.store.releases.update_one(
-                    {"_id": self.id}, {"$set": {"local": self.release.get("local", {}),
-                                                "counts": self.counts()}})
+                changes = {"local": self.release.get("local", {}), "counts": self.counts()}
+                if self._logs_lost:
+                    changes["log_lines_lost"] = self.release["log_lines_lost"]
+                await self.store.releases.update_one({"_id": self.id}, {"$set": changes})
             if updates:
                 await self.store.host_runs.bulk_write(updates, ordered=False)
-            chunks = []
-            for host, lines in logs.items():
-                self._log_chunks[host] += 1
-                chunks.append({"release_id": self.id, "host": host,
-                               "seq": self._log_chunks[host], "lines": lines})
-            if chunks:
-                await self.store.host_logs.insert_many(chunks, ordered=False)
         except Exception:
             self._dirty |= dirty
-            for host, lines in logs.items():
-                self._logs[host] = lines + self._logs.get(host, [])
             raise
-        finally:
-            self._logs_in_flight = {}

@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 
 from services.build.artifacts import Artifact
+from services.git.mirrors import GitError
+from services.releases.context import HostContext, LocalContext, ReleaseFacts
 from services.releases.pipeline import LOCAL_STAGES, HostPipeline, LocalPipeline, StageFailed
 from services.releases.records import ReleaseRecord
 from services.releases.strategies import Strategy
@@ -18,50 +21,56 @@ if TYPE_CHECKING:
     from services import Services
 
 log = logging.getLogger("ferry.release")
-PREVIOUS = re.compile(r"^releases/(\d+)$")
+PREVIOUS = re.compile(r"releases/(\d+)")     # whole string: fullmatch only
 
 
 class ReleaseRun:
     """Runs in this process while the release is active; the record is its memory."""
 
     def __init__(self, services: Services, record: ReleaseRecord, project: dict,
-                 hosts: list[dict]) -> None:
+                 hosts: list[dict], strategy: Strategy) -> None:
         self.services = services
         self.record = record
         self.release = record.release
         self.project = project
         self.hosts = {host["name"]: host for host in hosts}
-        self.strategy = Strategy.parse(self.release["strategy"])
+        self.strategy = strategy
         self.keep_releases = project.get("keep_releases") or services.settings.default_keep_releases
         self.cancelled = asyncio.Event()
         self.stopping = asyncio.Event()
         self.promoted = asyncio.Event()
+        self.cancel_reason: str | None = None     # set by cancel(); None: "by a user"
+        self.rollback_on_cancel = False            # a failed vote: switch done hosts back
         self.fail_limit = self.strategy.fail_limit(len(hosts))
         self.failed = 0
         self.max_fail_hit = False
         self.host_tasks: dict[str, asyncio.Task] = {}
         self.build_task: asyncio.Task | None = None
+        # Set when a release paused for a vote is taken up again after a restart: the
+        # batches up to it are done; it waits (still paused) before the next one.
+        self.resume_after: int | None = None
 
-    # -- values for hooks -------------------------------------------------------------
+    # -- what the pipelines see ---------------------------------------------------------
 
-    def hook_env(self, host: dict | None, cwd: str, stage: str) -> dict[str, str]:
-        """Ferry's values for a hook, as environment variables (never script text)."""
-        release = self.release
-        env = dict(host.get("variables") or {}) if host else {}
-        env.update({
-            "FERRY_RELEASE_ID": str(release["_id"]), "FERRY_PROJECT": release["project"],
-            "FERRY_ENVIRONMENT": release["environment"], "FERRY_REF": release["ref"],
-            "FERRY_SHA": release["sha"], "FERRY_KIND": release["kind"],
-            "FERRY_DEPLOY_PATH": self.project["deploy_path"],
-            "FERRY_RELEASE_PATH": f"{self.project['deploy_path']}/releases/{release['_id']}",
-            "FERRY_STAGE": stage, "FERRY_USER": release["created_by"], "FERRY_CWD": cwd})
-        if host:
-            env["FERRY_HOST"] = host["name"]
-        return env
+    def facts(self) -> ReleaseFacts:
+        """The release's facts, once its commit is resolved."""
+        return ReleaseFacts.of(self.release, self.project, self.keep_releases)
+
+    def host_context(self) -> HostContext:
+        return HostContext(self.services.settings, self.services.ssh, self.facts(), self.record)
+
+    def local_context(self) -> LocalContext:
+        s = self.services
+        return LocalContext(s.settings, s.git, s.artifacts, s.executor, self.project,
+                            self.facts(), self.record)
 
     # -- control from the API -------------------------------------------------------
 
-    def cancel(self) -> None:
+    def cancel(self, *, rollback: bool = False, reason: str | None = None) -> None:
+        """Stop; `rollback` (a failed go/no-go vote) also switches back, with
+        auto_rollback, the hosts already done."""
+        if not self.cancelled.is_set():
+            self.rollback_on_cancel, self.cancel_reason = rollback, reason
         self.cancelled.set()
         if self.build_task is not None:
             self.build_task.cancel()
@@ -79,19 +88,23 @@ class ReleaseRun:
     async def execute(self) -> None:
         self.record.start()
         try:
-            await self.record.set_state("running")
+            if self.resume_after is None:           # a resumed release stays paused
+                await self.record.set_state("running")
             artifact = None
             if self.release["kind"] == "rollback":
                 for stage in LOCAL_STAGES:
                     self.record.local_stage(stage, "skipped", duration_ms=0,
                                             reason="rollback: nothing to build")
-            else:
+            elif self.release["sha"] is not None or await self.resolve():
                 artifact = await self.build()
             if artifact is not None or self.release["kind"] == "rollback":
                 await self.schedule(artifact)
             await self.finish()
         except asyncio.CancelledError:
-            self.mark_unfinished("interrupted", "Ferry stopped before this host finished")
+            # Hosts never started stay pending (a retry deploys them); those cut off are
+            # interrupted, never failed: Ferry stopping is not the host's fault.
+            self.mark_unfinished("interrupted", "Ferry stopped before this host finished",
+                                 states=("running",))
             await self.record.set_state("interrupted", reason="Ferry stopped during the release")
             raise
         except Exception as error:
@@ -101,8 +114,30 @@ class ReleaseRun:
         finally:
             await self.record.close()
 
+    async def resolve(self) -> bool:
+        """Fetch the mirror and resolve the ref to one commit SHA, used from then on.
+
+        The release's first step rather than part of starting it, so that starting a
+        release never waits for a remote. False (and the reason recorded) if git fails."""
+        git = self.services.git
+        started = time.monotonic()
+        try:
+            await git.sync(self.project)
+            sha = await git.resolve(self.project, self.release["ref"])
+        except GitError as error:
+            reason = f"git: {error}"
+            self.record.local_stage("checkout", "failed", reason=reason,
+                                    duration_ms=int((time.monotonic() - started) * 1000))
+            self.mark_unfinished("skipped", f"not deployed: {reason}")
+            self.release["reason"] = reason
+            return False
+        self.record.log("_local", "checkout", f"{self.release['ref']} is {sha}")
+        await self.record.set_state("running", sha=sha)
+        return True
+
     async def build(self) -> Artifact | None:
-        self.build_task = asyncio.create_task(LocalPipeline(self).build(), name="build")
+        self.build_task = asyncio.create_task(LocalPipeline(self.local_context()).build(),
+                                              name="build")
         try:
             artifact = await self.build_task
         except asyncio.CancelledError:
@@ -122,14 +157,18 @@ class ReleaseRun:
     async def schedule(self, artifact: Artifact | None) -> None:
         batches = self.release["batches"]
         gate = asyncio.Semaphore(self.strategy.parallel)
+        if self.resume_after is not None:
+            await self.pause(self.resume_after)
         for number, batch in enumerate(batches, 1):
+            if number <= (self.resume_after or 0):
+                continue
             if self.should_stop():
                 return
             self.record.emit("batch", {"batch": number, "of": len(batches), "hosts": len(batch)})
             tasks = [asyncio.create_task(self.run_host(name, artifact, gate), name=name)
                      for name in batch]
             self.host_tasks = {task.get_name(): task for task in tasks}
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.gather_hosts(tasks, "deploy")
             self.host_tasks = {}
             if number in self.strategy.pause_after and number < len(batches):
                 await self.pause(number)
@@ -137,7 +176,8 @@ class ReleaseRun:
     async def pause(self, batch: int) -> None:
         if self.should_stop():
             return
-        self.promoted.clear()
+        if batch != self.resume_after:   # a resumed pause keeps a promote sent meanwhile
+            self.promoted.clear()
         await self.record.set_state("paused", paused_after_batch=batch)
         waiters = [asyncio.create_task(event.wait())
                    for event in (self.promoted, self.cancelled, self.stopping)]
@@ -152,9 +192,10 @@ class ReleaseRun:
     async def run_host(self, name: str, artifact: Artifact | None,
                        gate: asyncio.Semaphore) -> None:
         async with gate:
+            await self.record.room()
             if self.should_stop():
                 return
-            pipeline = HostPipeline(self, self.hosts[name])
+            pipeline = HostPipeline(self.host_context(), self.hosts[name])
             self.record.host_state(name, "running")
             try:
                 if artifact is None:
@@ -185,11 +226,18 @@ class ReleaseRun:
         # Whoever sees the release end can read every host's log from the database.
         await self.record.flush()
         counts = self.record.counts()
+        if self.stopping.is_set() and not self.cancelled.is_set() and self.strategy.vote and (
+                self.release["state"] == "paused"):
+            return          # paused for a vote: it stays paused, and the next start resumes it
         if self.stopping.is_set() and not self.cancelled.is_set():
             await self.record.set_state("interrupted", reason="Ferry stopped during the release")
         elif self.cancelled.is_set():
             self.mark_unfinished("skipped", "release cancelled")
-            await self.record.set_state("cancelled", reason="cancelled by a user")
+            reason = self.cancel_reason or "cancelled by a user"
+            if self.rollback_on_cancel and self.strategy.auto_rollback:
+                await self.auto_rollback()
+                reason += "; hosts already done were switched back"
+            await self.record.set_state("cancelled", reason=reason)
         elif self.max_fail_hit:
             self.mark_unfinished("skipped", f"max_fail exceeded ({self.failed} failed, "
                                             f"{self.fail_limit} allowed)")
@@ -213,11 +261,11 @@ class ReleaseRun:
 
         async def back(name: str) -> None:
             async with gate:
-                match = PREVIOUS.match(self.record.hosts[name].get("previous") or "")
+                match = PREVIOUS.fullmatch(self.record.hosts[name].get("previous") or "")
                 if not match:
                     self.record.log(name, "release", "nothing to roll back to (first release)")
                     return
-                pipeline = HostPipeline(self, self.hosts[name])
+                pipeline = HostPipeline(self.host_context(), self.hosts[name])
                 try:
                     await pipeline.switch_and_check(int(match.group(1)))
                     self.record.host_state(name, "rolled_back",
@@ -227,11 +275,21 @@ class ReleaseRun:
                 finally:
                     await pipeline.close()
 
-        await asyncio.gather(*(back(name) for name in done), return_exceptions=True)
+        await self.gather_hosts([back(name) for name in done], "auto-rollback")
 
-    def mark_unfinished(self, state: str, reason: str) -> None:
+    async def gather_hosts(self, host_work: list, what: str) -> None:
+        """Wait for every host; a host's unexpected error is logged with the release, never
+        dropped (expected failures are already recorded on the host by its pipeline)."""
+        results = await asyncio.gather(*host_work, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("release %s: unexpected error during %s", self.release["_id"], what,
+                          exc_info=result)
+
+    def mark_unfinished(self, state: str, reason: str,
+                        states: tuple[str, ...] = ("pending", "running")) -> None:
         for name, run in self.record.hosts.items():
-            if run["state"] in ("pending", "running"):
+            if run["state"] in states:
                 self.record.host_state(name, state, reason=reason)
 
     async def stop(self, grace_s: float, task: asyncio.Task) -> None:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import DESCENDING, ReturnDocument
 
-from services.errors import Conflict, Invalid, NotFound
-from services.git.mirrors import GitError
+from services.errors import Conflict, Invalid, NotFound, Unavailable
 from services.git.refs import validate_ref
+from services.registry import validation as check
 from services.registry.hosts import natural_key
 from services.releases.locks import ACTIVE, DeployLock
 from services.releases.records import ReleaseRecord, new_host_run, public_host_run, switched, tally
@@ -34,7 +34,8 @@ MAX_ID = 2**63 - 1  # release ids are the database's int64
 
 def parse_release_id(text: str) -> int:
     """A release id as a user wrote it (a path part); one no release can have is unknown."""
-    if not text.isdigit() or len(text) > 19 or not 0 < int(text) <= MAX_ID:
+    # isascii: "²".isdigit() is True, yet int("²") fails
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) <= MAX_ID:
         raise NotFound(f"no release {text[:40]}")
     return int(text)
 
@@ -54,16 +55,26 @@ class ReleaseService:
         self.locks = DeployLock(self.store, self.settings)
         self.runs: dict[int, tuple[ReleaseRun, asyncio.Task]] = {}
         self._lease_task: asyncio.Task | None = None
+        self.stopping = False
 
     # -- lifetime -------------------------------------------------------------------
 
     async def open(self) -> None:
         self.services.events.register_topic("release:", self._topic_exists)
-        await self.recover()
+        await self.recover(at_start=True)
         self._lease_task = asyncio.create_task(self._lease_loop(), name="release leases")
+
+    def begin_stop(self) -> None:
+        """From the moment shutdown begins: no new release, and no host starts in a running
+        one. Called at the signal, before anything else stops, so nothing is started
+        that the shutdown would then cut off."""
+        self.stopping = True
+        for run, _ in self.runs.values():
+            run.stopping.set()
 
     async def close(self) -> None:
         """Stop scheduling; give running hosts the grace period; the rest are interrupted."""
+        self.begin_stop()
         if self._lease_task:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -83,6 +94,7 @@ class ReleaseService:
 
     async def create(self, user: User, body: dict) -> dict:
         """A deploy of `ref` of a project to hosts; 409 if the project is locked."""
+        take_over = check.boolean(body.get("take_over", False), "take_over")   # before git
         project = await self.services.projects.get(_required(body, "project"))
         ref = _required(body, "ref")
         try:
@@ -92,16 +104,13 @@ class ReleaseService:
         hosts = await self.services.hosts.select(body.get("hosts") or project.get("hosts"),
                                                  body.get("groups") or project.get("groups"))
         strategy = Strategy.parse(body.get("strategy") or project.get("strategy"))
-        try:
-            await self.services.git.sync(project)
-            sha = await self.services.git.resolve(project, ref)
-        except GitError as error:
-            raise Invalid(f"git: {error}") from None
         previous = await self.last_success(project["name"], project["environment"])
         extra = {"previous_release": previous["_id"] if previous else None,
                  "previous_sha": previous["sha"] if previous else None}
-        return await self._start(user, project, hosts, strategy, "deploy", ref, sha, extra,
-                                 body.get("take_over", False))
+        # The SHA is resolved by the run, as its first step: a remote that stalls must not
+        # hold this request (the release then fails with git's error as its reason).
+        return await self._start(user, project, hosts, strategy, "deploy", ref, None, extra,
+                                 take_over)
 
     async def retry(self, user: User, release_id: int) -> dict:
         """Deploy the same commit again to the hosts of a release that did not succeed."""
@@ -164,7 +173,10 @@ class ReleaseService:
         return source, target, names
 
     async def _start(self, user: User, project: dict, hosts: list[dict], strategy: Strategy,
-                     kind: str, ref: str, sha: str, extra: dict, take_over: bool) -> dict:
+                     kind: str, ref: str, sha: str | None, extra: dict,
+                     take_over: bool) -> dict:
+        if self.stopping:
+            raise Unavailable("Ferry is shutting down; start the release once it is back")
         environment = project["environment"]
         # Refused while locked before taking an id, so a 409 costs no release number (the
         # lock itself is still taken atomically below; only a race can skip a number).
@@ -193,8 +205,8 @@ class ReleaseService:
             await self.locks.release(project["name"], environment, release_id)
             raise
         record = ReleaseRecord(self.store, self.services.events, release, host_runs,
-                               self.settings.log_flush_interval_s)
-        run = ReleaseRun(self.services, record, project, hosts)
+                               self.settings)
+        run = ReleaseRun(self.services, record, project, hosts, strategy)
         task = asyncio.create_task(self._execute(run), name=f"release {release_id}")
         self.runs[release_id] = (run, task)
         return public_release(release)
@@ -205,8 +217,9 @@ class ReleaseService:
             await run.execute()
         finally:
             self.runs.pop(release["_id"], None)
-            await self.locks.release(release["project"], release["environment"],
-                                     release["_id"])
+            if release["state"] != "paused":     # kept for the restart that resumes it
+                await self.locks.release(release["project"], release["environment"],
+                                         release["_id"])
             await self.services.hosts.record_results(release, list(run.record.hosts.values()))
 
     # -- control --------------------------------------------------------------------
@@ -217,16 +230,21 @@ class ReleaseService:
             raise Conflict(f"release {release_id} is not running on this Ferry instance")
         return entry[0]
 
-    async def cancel(self, release_id: int) -> dict:
+    async def cancel(self, release_id: int, *, rollback: bool = False,
+                     reason: str | None = None) -> dict:
         await self._get_doc(release_id)
         run = self._run(release_id)
-        run.cancel()
+        run.cancel(rollback=rollback, reason=reason)
         return public_release(run.release)
 
     async def promote(self, release_id: int) -> dict:
         doc = await self._get_doc(release_id)
-        if doc["state"] != "paused":
-            raise Conflict(f"release {release_id} is {doc['state']}, not paused")
+        # A release running here is judged by its live state, which is ahead of the
+        # stored one while a state change is being written.
+        entry = self.runs.get(release_id)
+        state = entry[0].release["state"] if entry else doc["state"]
+        if state != "paused":
+            raise Conflict(f"release {release_id} is {state}, not paused")
         run = self._run(release_id)
         run.promote()
         return public_release(run.release)
@@ -273,8 +291,11 @@ class ReleaseService:
         await self._get_doc(release_id)
         limit = max(1, min(limit, HOST_LOG_PAGE))
         lines: list[dict] = []
-        async for chunk in self.store.host_logs.find(
-                {"release_id": release_id, "host": host}).sort("seq", 1):
+        # Chunks that end at or before `after` are skipped by the query (`last_n`; older
+        # chunks without it are filtered line by line), and read a few per round trip.
+        query = {"release_id": release_id, "host": host,
+                 "$or": [{"last_n": {"$gt": after}}, {"last_n": {"$exists": False}}]}
+        async for chunk in self.store.host_logs.find(query).sort("seq", 1).batch_size(8):
             lines.extend(line for line in chunk["lines"] if line["n"] > after)
             if len(lines) > limit:
                 break
@@ -330,18 +351,61 @@ class ReleaseService:
 
     # -- crash recovery -------------------------------------------------------------
 
-    async def recover(self) -> None:
+    async def recover(self, at_start: bool = False) -> None:
         """Mark releases whose owner is gone as interrupted, keeping each host's last state.
 
         With the embedded database this process is the only one, so anything still active
-        at start-up was left by a dead process; otherwise the owner's lease must expire."""
+        at start-up was left by a dead process; otherwise the owner's lease must expire (and
+        always after start-up: a release being started here is in the database a moment
+        before it is in `runs`, with a fresh lease)."""
         query: dict[str, Any] = {"state": {"$in": list(ACTIVE)},
                                  "_id": {"$nin": list(self.runs)}}
-        if not self.settings.exclusive_db:
+        if not (self.settings.exclusive_db and at_start):
             query["lease_expires_at"] = {"$lt": utcnow()}
         async for doc in self.store.releases.find(query, {"_id": 1, "project": 1,
-                                                          "environment": 1}):
+                                                          "environment": 1, "state": 1,
+                                                          "strategy.vote": 1}):
+            if doc["state"] == "paused" and (doc.get("strategy") or {}).get("vote") and (
+                    await self._resume(doc["_id"])):
+                continue
             await self._interrupt(doc)
+
+    async def _resume(self, release_id: int) -> bool:
+        """Take up a release its Ferry left paused for a vote: still paused, with its
+        vote, here. False (then it is interrupted) when it cannot be."""
+        now = utcnow()
+        lease = now + timedelta(seconds=self.settings.lease_ttl_s)
+        query: dict[str, Any] = {"_id": release_id, "state": "paused"}
+        if not self.settings.exclusive_db:
+            query["lease_expires_at"] = {"$lt": now}
+        try:
+            doc = await self.store.releases.find_one_and_update(query, {"$set": {
+                "owner": self.settings.instance_id, "lease_expires_at": lease,
+                "resumed_at": now}}, return_document=ReturnDocument.AFTER)
+            if doc is None:
+                return False
+            held = await self.store.leases.find_one_and_update(
+                {"_id": f"deploy:{doc['project']}:{doc['environment']}",
+                 "release_id": release_id},
+                {"$set": {"owner": self.settings.instance_id, "expires_at": lease}})
+            if held is None:
+                await self.locks.acquire(doc["project"], doc["environment"], release_id, False)
+            project = await self.services.projects.get(doc["project"])
+            hosts = await self.services.hosts.select(doc["hosts"], None)
+            host_runs = {run["host"]: run async for run in self.store.host_runs.find(
+                {"release_id": release_id})}
+            strategy = Strategy.parse(doc["strategy"])
+        except Exception:
+            log.exception("release %s cannot be resumed", release_id)
+            return False
+        record = ReleaseRecord(self.store, self.services.events, doc, host_runs, self.settings)
+        run = ReleaseRun(self.services, record, project, hosts, strategy)
+        run.resume_after = doc["paused_after_batch"]
+        task = asyncio.create_task(self._execute(run), name=f"release {release_id}")
+        self.runs[release_id] = (run, task)
+        log.warning("release %s resumed, paused after batch %s", release_id,
+                    run.resume_after)
+        return True
 
     async def _interrupt(self, doc: dict) -> None:
         now = utcnow()

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.errors import Invalid
 
-PERCENT = re.compile(r"^(\d{1,3})%$")
+PERCENT = re.compile(r"(\d{1,3})%")     # whole string: fullmatch only
 PRESETS = {
     "parallel": {"batches": ["100%"], "pause_after": []},
     "canary": {"batches": [1, "100%"], "pause_after": [1]},
@@ -26,10 +26,46 @@ def _size(value: Any, what: str) -> int | str:
     if isinstance(value, int) and value >= 1:
         return value
     if isinstance(value, str):
-        match = PERCENT.match(value)
+        match = PERCENT.fullmatch(value)
         if match and 1 <= int(match.group(1)) <= 100:
             return value
     raise Invalid(f"{what} must be a count ≥ 1 or a percentage from \"1%\" to \"100%\"")
+
+
+VOTE_FIELDS = {"min_go", "veto", "timeout_s", "on_timeout", "exclude_initiator"}
+ON_TIMEOUT = ("cancel", "promote", "wait")
+VOTE_TIMEOUT_MAX_S = 7 * 24 * 3600
+
+
+def parse_vote(body: Any, max_timeout_s: int = VOTE_TIMEOUT_MAX_S) -> dict | None:
+    """The vote rules of a strategy, validated and with every default filled in:
+    `min_go` go votes pass it; with `veto` one no-go fails it; after `timeout_s` (None:
+    never) `on_timeout` cancels, promotes or keeps waiting; `exclude_initiator` keeps
+    the release's own author from voting."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise Invalid("vote must be an object")
+    unknown = set(body) - VOTE_FIELDS
+    if unknown:
+        raise Invalid(f"unknown vote field(s): {', '.join(sorted(unknown))}")
+    min_go = body.get("min_go", 1)
+    if isinstance(min_go, bool) or not isinstance(min_go, int) or not 1 <= min_go <= 100:
+        raise Invalid("vote.min_go must be a whole number from 1 to 100")
+    timeout_s = body.get("timeout_s")
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(
+            timeout_s, (int, float)) or not 1 <= timeout_s <= max_timeout_s):
+        raise Invalid(f"vote.timeout_s must be a number of seconds from 1 to {max_timeout_s}")
+    on_timeout = body.get("on_timeout", "cancel")
+    if on_timeout not in ON_TIMEOUT:
+        raise Invalid("vote.on_timeout must be cancel, promote or wait")
+    flags = {}
+    for name, default in (("veto", True), ("exclude_initiator", False)):
+        flags[name] = body.get(name, default)
+        if not isinstance(flags[name], bool):
+            raise Invalid(f"vote.{name} must be true or false")
+    return {"min_go": min_go, "veto": flags["veto"], "timeout_s": timeout_s,
+            "on_timeout": on_timeout, "exclude_initiator": flags["exclude_initiator"]}
 
 
 def _resolve(size: int | str, total: int) -> int:
@@ -45,6 +81,7 @@ class Strategy:
     pause_after: list = field(default_factory=list)
     max_fail: int | str | None = None
     auto_rollback: bool = False
+    vote: dict | None = None      # go/no-go vote at each pause: see parse_vote
 
     @classmethod
     def parse(cls, body: Any, max_parallel: int = 1000) -> Strategy:
@@ -54,7 +91,7 @@ class Strategy:
         if not isinstance(body, dict):
             raise Invalid("strategy must be an object")
         unknown = set(body) - {"preset", "batches", "parallel", "pause_after", "max_fail",
-                               "auto_rollback"}
+                               "auto_rollback", "vote"}
         if unknown:
             raise Invalid(f"unknown strategy field(s): {', '.join(sorted(unknown))}")
         merged = {**PRESETS.get(body.get("preset", ""), {}), **body}
@@ -82,7 +119,10 @@ class Strategy:
         auto_rollback = merged.get("auto_rollback", False)
         if not isinstance(auto_rollback, bool):
             raise Invalid("auto_rollback must be true or false")
-        return cls(batches, parallel, sorted(set(pause_after)), max_fail, auto_rollback)
+        vote = parse_vote(merged.get("vote"))
+        if vote is not None and not pause_after:
+            raise Invalid("a vote needs pause_after: it opens when the release pauses")
+        return cls(batches, parallel, sorted(set(pause_after)), max_fail, auto_rollback, vote)
 
     def plan(self, hosts: list[str]) -> list[list[str]]:
         """Split hosts into batches; the last size repeats until every host is placed."""

@@ -2,10 +2,10 @@
 
 Output of a command is streamed to `on_line` one line at a time. stdout and stderr are
 merged without a prefix, each assembled into lines on its own (a line never mixes the
-two). A line longer than `ssh_line_max_bytes` is cut there and ends with a marker; after
-`ssh_step_output_max_bytes` of output in one command, `on_line` gets one last line saying
-so, and the rest is read and discarded (`CommandResult.truncated`). Nothing is buffered
-beyond one line per stream.
+two). The caps (`ssh_line_max_bytes`, `ssh_step_output_max_bytes`,
+`ssh_step_output_max_lines`) are those of services/output.py: past them output is read
+and discarded, and `on_line` gets one last line saying how much
+(`CommandResult.truncated`). Nothing is buffered beyond one line per stream.
 """
 
 from __future__ import annotations
@@ -13,15 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import pathlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import asyncssh
 
+from services.output import OutputLines
 from services.settings import Settings
-from services.ssh.hostkeys import HostKey, KnownHosts, SshError, check_address, host_pattern
+from services.ssh.hostkeys import (
+    HostKey,
+    KnownHosts,
+    SshError,
+    check_address,
+    host_pattern,
+    read_regular_file,
+)
 
 __all__ = ["CommandResult", "HostKey", "HostSession", "SshError", "SshService"]
 
@@ -30,7 +38,6 @@ log = logging.getLogger("ferry.ssh")
 # Cheap for the hosts where the CPU has AES instructions; asyncssh's defaults follow.
 # TCP_NODELAY needs no option: asyncssh sets it on every TCP connection it makes.
 ENCRYPTION_ALGS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
-_STDERR = asyncssh.EXTENDED_DATA_STDERR
 
 
 @dataclass(frozen=True)
@@ -40,81 +47,8 @@ class CommandResult:
     truncated: bool
 
 
-class _Output:
-    """Splits a command's output into capped lines for `on_line`."""
-
-    def __init__(self, on_line: Callable[[str], None] | None, line_max: int,
-                 total_max: int) -> None:
-        self._on_line = on_line
-        self._line_max, self._total_max = line_max, total_max
-        self._partial = {None: bytearray(), _STDERR: bytearray()}
-        self._cutting = {None: False, _STDERR: False}
-        self.output_bytes = 0
-        self.truncated = False
-        self.error: BaseException | None = None
-
-    def feed(self, data: bytes, stream: int | None) -> None:
-        budget = self._total_max - self.output_bytes
-        self.output_bytes += len(data)
-        if self.truncated:
-            return
-        if len(data) > budget:
-            self._split(data[:budget], stream)
-            self.finish()
-            self.truncated = True
-            self._emit(f"[output truncated at {self._total_max} bytes; the rest was discarded]")
-        else:
-            self._split(data, stream)
-
-    def finish(self) -> None:
-        """End of output: the last unterminated line of each stream."""
-        for stream, buf in self._partial.items():
-            if buf and not self._cutting[stream]:
-                self._emit_bytes(buf)
-            buf.clear()
-            self._cutting[stream] = False
-
-    def _split(self, data: bytes, stream: int | None) -> None:
-        if self._on_line is None:
-            return
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            self._append(data[start:end], stream)
-            if not self._cutting[stream]:
-                self._emit_bytes(self._partial[stream])
-            self._partial[stream].clear()
-            self._cutting[stream] = False
-            start = end + 1
-        self._append(data[start:], stream)
-
-    def _append(self, piece: bytes, stream: int | None) -> None:
-        if self._cutting[stream]:
-            return
-        buf = self._partial[stream]
-        room = self._line_max - len(buf)
-        if len(piece) <= room:
-            buf += piece
-            return
-        buf += piece[:room]
-        self._emit_bytes(buf, cut=True)
-        buf.clear()
-        self._cutting[stream] = True
-
-    def _emit_bytes(self, data: bytearray, cut: bool = False) -> None:
-        text = data.decode("utf-8", "replace").removesuffix("\r")
-        self._emit(f"{text} [line cut at {self._line_max} bytes]" if cut else text)
-
-    def _emit(self, line: str) -> None:
-        if self._on_line is None or self.error is not None:
-            return
-        try:
-            self._on_line(line)
-        except Exception as exc:  # reported by run(), after the channel is closed
-            self.error = exc
-
-
 class _CommandSession(asyncssh.SSHClientSession):
-    def __init__(self, output: _Output) -> None:
+    def __init__(self, output: OutputLines) -> None:
         self.output = output
         self.lost: Exception | None = None
         self.closed = asyncio.Event()
@@ -159,9 +93,15 @@ class HostSession:
 
     async def upload(self, command: str, source: pathlib.Path, *,
                      timeout: float,  # noqa: ASYNC109 (every command has one)
-                     on_line: Callable[[str], None] | None = None) -> CommandResult:
-        """Stream the file `source` into the stdin of `command` (e.g. `tar -xz`)."""
-        return await self._exec(command, pathlib.Path(source), timeout, on_line)
+                     on_line: Callable[[str], None] | None = None,
+                     send_when: Awaitable[bool] | None = None) -> CommandResult:
+        """Stream the file `source` into the stdin of `command` (e.g. `tar -xz`).
+
+        With `send_when`, the command decides first (one exec request for a command
+        that may not need the file): the file is sent once `send_when` gives True, stdin
+        is closed at once when it gives False, and nothing is sent if the command ends
+        before. `on_line` is what usually settles it, from the command's first line."""
+        return await self._exec(command, pathlib.Path(source), timeout, on_line, send_when)
 
     async def close(self) -> None:
         self._conn.close()
@@ -174,21 +114,27 @@ class HostSession:
 
     async def _exec(self, command: str, source: pathlib.Path | None,
                     timeout: float,  # noqa: ASYNC109
-                    on_line: Callable[[str], None] | None) -> CommandResult:
+                    on_line: Callable[[str], None] | None,
+                    send_when: Awaitable[bool] | None = None) -> CommandResult:
         s = self._settings
-        output = _Output(on_line, s.ssh_line_max_bytes, s.ssh_step_output_max_bytes)
+        output = OutputLines(on_line, s.ssh_line_max_bytes, s.ssh_step_output_max_bytes,
+                             s.ssh_step_output_max_lines)
         chan: asyncssh.SSHClientChannel | None = None
         try:
             async with asyncio.timeout(timeout):
                 chan, session = await self._conn.create_session(
                     lambda: _CommandSession(output), command, encoding=None)
+                if source is not None and send_when is not None:
+                    source = source if await _decided(send_when, session) else None
                 if source is None:
-                    chan.write_eof()
+                    if not session.closed.is_set():
+                        chan.write_eof()
                 else:
                     await self._send_file(chan, session, source)
                 await chan.wait_closed()
         except TimeoutError:
             _abort(chan)
+            output.finish()  # what it printed before the timeout, and what was cut
             raise SshError(f"command timed out after {timeout:g}s") from None
         except asyncssh.ChannelOpenError as exc:
             if self._conn.is_closed():
@@ -200,6 +146,8 @@ class HostSession:
                            f"{_describe(exc)}") from None
         except BaseException:  # cancelled, or a bug: never leave the command running
             _abort(chan)
+            with contextlib.suppress(Exception):
+                output.finish()  # a caller's own deadline: what was printed, what was cut
             raise
         output.finish()
         if output.error is not None:
@@ -236,6 +184,19 @@ class HostSession:
                 await session.writable()
 
 
+async def _decided(send_when: Awaitable[bool], session: _CommandSession) -> bool:
+    """The answer of `send_when`, or False when the command ends without giving one."""
+    decision = asyncio.ensure_future(send_when)
+    ended = asyncio.ensure_future(session.closed.wait())
+    try:
+        await asyncio.wait((decision, ended), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not decision.done():
+            decision.cancel()
+    return decision.done() and not decision.cancelled() and bool(decision.result())
+
+
 def _abort(chan: asyncssh.SSHClientChannel | None) -> None:
     """Ask the remote command to stop (TERM), then close the channel."""
     if chan is None:
@@ -254,8 +215,9 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _parse_jump(spec: str) -> tuple[str | None, str, int]:
-    """`user@address:port` (user and port optional) → (user, address, port)."""
+def parse_jump_host(spec: str) -> tuple[str | None, str, int]:
+    """`user@address:port` (user and port optional) → (user, address, port); raises
+    ValueError when the port is not a number."""
     user, _, rest = spec.rpartition("@")
     address, port = rest, 22
     if rest.startswith("["):
@@ -273,8 +235,17 @@ class SshService:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._known_hosts = KnownHosts(settings.known_hosts_path)
-        self._keys: dict[tuple[str, ...], tuple[tuple, list]] = {}
+        # Key files and known_hosts are read here, never on the event loop: a key_path
+        # that is a FIFO or on a stalled mount must not freeze the server.
+        self._files = ThreadPoolExecutor(settings.ssh_file_threads,
+                                         thread_name_prefix="ferry-ssh-files")
+        self._known_hosts = KnownHosts(settings.known_hosts_path, self._files,
+                                       settings.ssh_known_hosts_max_bytes)
+        self._keys: dict[str, tuple[bytes, bytes | None, list]] = {}
+
+    def close(self) -> None:
+        """Stop the file-reading threads (a read stuck on a dead mount is abandoned)."""
+        self._files.shutdown(wait=False, cancel_futures=True)
 
     async def connect(self, host: dict) -> HostSession:
         """Open the one connection a release uses for `host` (a host document)."""
@@ -285,7 +256,7 @@ class SshService:
         tunnel = None
         if host.get("jump_host"):
             try:
-                j_user, j_address, j_port = _parse_jump(host["jump_host"])
+                j_user, j_address, j_port = parse_jump_host(host["jump_host"])
                 check_address(j_address, j_port)
             except (ValueError, SshError):
                 raise SshError(f"not a valid jump host: {host['jump_host']!r}") from None
@@ -325,11 +296,11 @@ class SshService:
     async def _open(self, address: str, port: int, user: str, key_paths: tuple[str, ...],
                     tunnel: asyncssh.SSHClientConnection | None) -> asyncssh.SSHClientConnection:
         s = self._settings
-        known_hosts = self._known_hosts.load()
         # Explicit keys: exactly those, no agent. None: asyncssh's defaults (agent, ~/.ssh).
         auth = {}
         if key_paths:
-            auth = {"client_keys": self._client_keys(key_paths), "agent_path": None}
+            auth = {"client_keys": await self._client_keys(key_paths), "agent_path": None}
+        known_hosts = await self._known_hosts.load()
         try:
             return await asyncssh.connect(
                 address, port, tunnel=tunnel or (), username=user, known_hosts=known_hosts,
@@ -344,28 +315,44 @@ class SshService:
                 reason = await self._host_key_reason(address, port) or reason
             raise SshError(reason) from None
 
-    def _client_keys(self, paths: tuple[str, ...]) -> list:
-        """Key pairs loaded once, and again only when a key file changes."""
-        stamps = []
-        for path in paths:
-            try:
-                stamps.append(os.stat(path).st_mtime_ns)
-            except OSError as exc:
-                raise SshError(f"cannot read client key {path}: {exc.strerror}") from None
-        cached = self._keys.get(paths)
-        if cached and cached[0] == tuple(stamps):
-            return cached[1]
+    async def _client_keys(self, paths: tuple[str, ...]) -> list:
+        """The key pairs of `paths`, read in the file pool within ssh_key_read_timeout_s."""
+        timeout = self._settings.ssh_key_read_timeout_s
         try:
-            keys = asyncssh.load_keypairs(list(paths))
-        except (OSError, ValueError, asyncssh.KeyImportError) as exc:
-            raise SshError(f"cannot load client key {', '.join(paths)}: "
-                           f"{_describe(exc)}") from None
-        self._keys[paths] = (tuple(stamps), keys)
+            async with asyncio.timeout(timeout):
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._files, self._load_keys, paths)
+        except TimeoutError:
+            raise SshError(f"reading client key {', '.join(paths)} took more than "
+                           f"{timeout:g}s") from None
+
+    def _load_keys(self, paths: tuple[str, ...]) -> list:
+        """In a pool thread. A key is parsed again only when its file's bytes change;
+        a `<key>-cert.pub` beside it is used as its certificate, as OpenSSH does."""
+        keys = []
+        max_bytes = self._settings.ssh_key_max_bytes
+        for path in paths:
+            data = read_regular_file(path, max_bytes, "client key")
+            cert_path = f"{path}-cert.pub"
+            cert = (read_regular_file(cert_path, max_bytes, "client key certificate")
+                    if pathlib.Path(cert_path).exists() else None)
+            cached = self._keys.get(path)
+            if cached and cached[0] == data and cached[1] == cert:
+                keys.extend(cached[2])
+                continue
+            try:
+                key = asyncssh.import_private_key(data)
+                pairs = asyncssh.load_keypairs(
+                    [key], certlist=[asyncssh.import_certificate(cert)] if cert else ())
+            except (ValueError, asyncssh.KeyImportError) as exc:
+                raise SshError(f"cannot load client key {path}: {_describe(exc)}") from None
+            self._keys[path] = (data, cert, pairs)
+            keys.extend(pairs)
         return keys
 
     async def _host_key_reason(self, address: str, port: int) -> str | None:
         name = host_pattern(address, port)
-        if not self._known_hosts.has_entry(address, port):
+        if not await self._known_hosts.has_entry(address, port):
             return f"host key for {name} is not known; scan and confirm it first"
         try:
             offered = (await self.scan_host_key(address, port)).fingerprint

@@ -159,6 +159,7 @@ async def test_prune_never_removes_the_release_current_points_to(services, fleet
     root = Path(fleet.host_path(0, "/srv/keep"))
     for release in range(1, 6):
         (root / "releases" / str(release)).mkdir(parents=True)
+        (root / "releases" / str(release) / ".ferry-release").write_text(f"release={release}\n")
     os.symlink("releases/2", root / "current")
     session = await services.ssh.connect({"name": host.name, "address": host.address,
                                           "port": host.port, "user": "deploy",

@@ -153,6 +153,7 @@ export class ReleaseModel {
       release.state = data.state;
     }
     if ("reason" in data) release.reason = data.reason;
+    if (data.sha) release.sha = data.sha;
     if ("paused_after_batch" in data) release.paused_after_batch = data.paused_after_batch;
     if (data.max_fail_exceeded) release.max_fail_exceeded = true;
     this.dirtyRelease = true;
