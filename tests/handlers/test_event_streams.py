@@ -131,11 +131,11 @@ async def test_chat_written_on_both_instances_reads_the_same_everywhere(
     async with instance(settings.replace(instance_id="other")) as (other, other_url):
         conns = [await ws_connect(url, admin_token) for url in (base_url, other_url)]
         for conn in conns:
-            conn.write_message(subscribe("chat:ops", 0))
+            conn.write_message(subscribe("chat:lobby", 0))
             assert (await next_message(conn))["events"] == []
-        await asyncio.gather(*(bus.publish("chat:ops", "message", {"text": f"{n}"})
+        await asyncio.gather(*(bus.publish("chat:lobby", "message", {"text": f"{n}"})
                                for n in range(40) for bus in (services.events, other.events)))
-        streams = [await collect(conn, "chat:ops", 80) for conn in conns]
+        streams = [await collect(conn, "chat:lobby", 80) for conn in conns]
         for conn in conns:
             conn.close()
     assert [e["seq"] for e in streams[0]] == list(range(1, 81))

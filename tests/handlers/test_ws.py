@@ -199,7 +199,7 @@ async def test_a_revoked_credential_cannot_subscribe_any_more(ws, services):
     conn.write_message(json.dumps({"op": "subscribe", "topic": "wall", "after": 0}))
     assert await next_message(conn) == {"topic": "wall", "events": []}
     await services.store.tokens.delete_many({})
-    conn.write_message(json.dumps({"op": "subscribe", "topic": "chat:ops", "after": 0}))
+    conn.write_message(json.dumps({"op": "subscribe", "topic": "chat:lobby", "after": 0}))
     error = await next_message(conn)
     assert error["reason"] == "unauthenticated"
     assert await asyncio.wait_for(conn.read_message(), 10) is None

@@ -1,0 +1,161 @@
+"""Chat benchmark: C readers in one room, S senders posting R messages/s for T seconds.
+
+    python -m bench.chat --clients 1000 --senders 50 --rate 20 --seconds 60
+
+Starts the embedded database (a child process) and Ferry (Services and the real HTTP
+handlers) in this process; the readers run in another (bench/chat_clients.py): most on
+WebSocket, `--longpoll` of them long-polling /api/events. The senders are S users, each
+posting its share over HTTP (`POST /api/chat/lobby/messages`, so through validation,
+the rate limit and the database write), the send time written at the end of the text.
+Latency is the time a reader got a message minus the time its POST was sent.
+
+Final line, JSON: {"clients", "websocket", "longpoll", "senders", "published", "refused",
+"lost", "duplicated", "p50_ms", "p99_ms", "ws_p99_ms", "longpoll_p99_ms", "rss_mb"}
+(rss_mb: this process's peak RSS: Ferry plus the senders' HTTP client). A line before it
+gives the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import tornado.httpclient
+import tornado.httpserver
+import tornado.netutil
+
+from bench.fanout import RssPeak
+from server import make_app
+from services import Services
+from services.embedded_db import EmbeddedDatabase
+from services.settings import Settings
+from services.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOM = "lobby"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.chat", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1000, help="readers in the room")
+    parser.add_argument("--longpoll", type=int, default=20,
+                        help="how many of the readers long-poll (default: %(default)s)")
+    parser.add_argument("--senders", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=20, help="messages per second, total")
+    parser.add_argument("--seconds", type=float, default=60)
+    return parser.parse_args(argv)
+
+
+class Readers:
+    def __init__(self, url: str, token: str, websockets: int, pollers: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.chat_clients", url, token, f"chat:{ROOM}",
+             str(websockets), str(pollers)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    async def ready(self) -> None:
+        line = await asyncio.to_thread(self.process.stdout.readline)
+        if line.strip() != "ready":
+            raise RuntimeError(f"readers did not start: {line!r}")
+
+    async def totals(self, last_seq: int) -> dict:
+        self.process.stdin.write(f"{last_seq}\n")
+        self.process.stdin.flush()
+        line = await asyncio.to_thread(self.process.stdout.readline)
+        await asyncio.to_thread(self.process.wait)
+        return json.loads(line)
+
+
+async def send_all(url: str, tokens: list[str], rate: float, seconds: float) -> dict:
+    """Each message goes out when it falls due, from sender n % S, without waiting for
+    the answers to the earlier ones."""
+    client = tornado.httpclient.AsyncHTTPClient(max_clients=len(tokens) + 10)
+    loop = asyncio.get_running_loop()
+    start, total = loop.time(), int(rate * seconds)
+    results: list[tuple[int, int]] = []
+
+    async def send(n: int) -> None:
+        body = json.dumps({"text": f"sender {n % len(tokens)} message {n} @{time.time():.6f}"})
+        try:
+            response = await client.fetch(
+                f"{url}/api/chat/{ROOM}/messages", method="POST", body=body,
+                raise_error=False, connect_timeout=300, request_timeout=300,
+                headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}",
+                         "Content-Type": "application/json"})
+        except Exception:                 # counted as refused: the reader totals show it
+            results.append((599, 0))
+            return
+        seq = json.loads(response.body)["id"] if response.code == 201 else 0
+        results.append((response.code, seq))
+
+    tasks = []
+    for n in range(total):
+        delay = start + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(send(n)))
+    await asyncio.gather(*tasks)
+    client.close()
+    codes = [code for code, _ in results]
+    return {"published": codes.count(201), "refused": len(codes) - codes.count(201),
+            "last_seq": max((seq for _, seq in results), default=0),
+            "send_s": round(loop.time() - start, 2)}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ferry-chat-") as tmp:
+        async with EmbeddedDatabase(":memory:") as database:
+            settings = Settings(data_dir=Path(tmp), mongo_url=database.url, db_name="chat",
+                                cookie_secret="bench", instance_id="bench")
+            services = Services(settings, Store(database.url, settings.db_name))
+            await services.open()
+            await services.auth.ensure_admin("bench-password")
+            reader = await services.auth.user("admin")
+            reader_token = await services.auth.create_token(reader, "bench")
+            tokens = []
+            for n in range(args.senders):
+                user = await services.auth.create_user(f"sender{n}", "bench-password",
+                                                       "viewer")
+                tokens.append(await services.auth.create_token(user, "bench"))
+            sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+            server = tornado.httpserver.HTTPServer(make_app(services))
+            server.add_sockets(sockets)
+            url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+            gc.freeze()
+            longpoll = min(args.longpoll, args.clients)
+            readers = Readers(url, reader_token, args.clients - longpoll, longpoll)
+            try:
+                await readers.ready()
+                rss = RssPeak()
+                sent = await send_all(url, tokens, args.rate, args.seconds)
+                totals = await readers.totals(sent["last_seq"])
+                return {**totals, **sent, **rss.stop(), "senders": args.senders}
+            finally:
+                server.stop()
+                await services.events.close_clients()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(server.close_all_connections(), 5)
+                await services.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    details = asyncio.run(run(args))
+    print(json.dumps({**details, "cpus": psutil.cpu_count(), "args": vars(args)}), flush=True)
+    keys = ("clients", "websocket", "longpoll", "senders", "published", "refused", "lost",
+            "duplicated", "p50_ms", "p99_ms", "ws_p99_ms", "longpoll_p99_ms", "rss_mb")
+    print(json.dumps({key: details.get(key) for key in keys}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
