@@ -71,6 +71,11 @@ JS_STRINGS = (
     "B must be a number of hosts (1 or more) or a percentage from 1% to 100%.",
     "K must be a number of hosts (1 or more) or a percentage from 1% to 100%.",
     "max_fail must be empty, a number of hosts (0 or more) or a percentage from 1% to 100%.",
+    # the wall (static/js/wall/)
+    "none", "this link was revoked", "No release is running.", "Recently finished",
+    "by {user}", "paused: vote open {go}/{min} go", "paused: promote to continue",
+    "{n} more", "page {n} of {of}", "no problems", "no hosts", "ungrouped", "no project",
+    "took {duration}", "never deployed",
 )
 
 

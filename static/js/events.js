@@ -50,8 +50,11 @@ export function backoffDelay(attempt) {
 export class EventClient {
   // base: origin of the Ferry server (default: this page's). onStatus(status) is told
   // every change of STATUS; onError(topic, message, reason) when a topic is refused.
-  constructor({ base = window.location.origin, onStatus = () => {}, onError = () => {} } = {}) {
+  // paths: the WebSocket and long-poll endpoints (the wall has its own, for wall links).
+  constructor({ base = window.location.origin, onStatus = () => {}, onError = () => {},
+                paths = {} } = {}) {
     this.base = base.replace(/\/$/, "");
+    this.paths = { socket: paths.socket || "/ws", poll: paths.poll || "/api/events" };
     this.onStatus = onStatus;
     this.onError = onError;
     this.topics = new Map(); // topic -> {after, handlers: Set, poll: AbortController|null}
@@ -161,7 +164,7 @@ export class EventClient {
     this.setStatus(STATUS.CONNECTING);
     let socket;
     try {
-      socket = new WebSocket(this.base.replace(/^http/, "ws") + "/ws");
+      socket = new WebSocket(this.base.replace(/^http/, "ws") + this.paths.socket);
     } catch (error) {
       this.fallBackToPolling(); // blocked outright (policy, bad URL)
       return;
@@ -244,7 +247,7 @@ export class EventClient {
     const controller = new AbortController();
     state.poll = controller;
     while (!this.closed && this.mode === "poll" && this.topics.get(topic) === state) {
-      const url = `${this.base}/api/events?topic=${encodeURIComponent(topic)}` +
+      const url = `${this.base}${this.paths.poll}?topic=${encodeURIComponent(topic)}` +
         `&after=${state.after}&wait=${LONG_POLL_WAIT_S}`;
       let response;
       let body = null;

@@ -1,0 +1,187 @@
+"""Wall benchmark: the big-screen wall in headless chromium while a release to N hosts runs.
+
+    python -m bench.wall --hosts 2000 [--minutes 3]
+
+Starts a fleet of real SSH servers (its own process, at a lower CPU priority: it stands
+in for other machines; --fleet-nice), the embedded database, Ferry's services and web
+app in this process; spreads the hosts over 8 racks (host groups); creates a wall link
+and opens it in Debian's chromium at 1920x1080, as a TV would, just after a release to
+every host starts. Measures in the page: navigation start → first render of the
+snapshot (performance mark "ferry:first-render"), every main-thread task over 50 ms
+(PerformanceObserver "longtask"), the wall events applied; at the end, whether the
+page's host states equal GET /api/wall's. With --minutes, keeps the wall open that
+long while releases run back to back, and reports the JS heap (after a forced GC) at
+the start and the end. Final line: JSON {"hosts", "first_render_ms", "longest_task_ms",
+"events_applied", "page_matches_api", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from pymongo import UpdateOne
+
+from bench.console import CHROMIUM, CHROMIUM_ARGS, TERMINAL, WATCH, serve
+from bench.harness import ferry_on_fleet, make_repo
+from services import Services
+
+PASSWORD = "bench-password"
+RACKS = 8
+PAGE_STATES = """() => Object.fromEntries([...window.__wall.model.hosts.values()]
+    .map((h) => [h.name, h.state || "none"]))"""
+
+
+async def spread_over_racks(services: Services) -> None:
+    """Each host in a rack group first (the wall groups by it), then "bench"."""
+    names = [doc["name"] async for doc in services.store.hosts.find({}, {"name": 1})]
+    await services.store.hosts.bulk_write([
+        UpdateOne({"name": name}, {"$set": {"groups": [f"rack-{i % RACKS}", "bench"]}})
+        for i, name in enumerate(sorted(names))])
+
+
+async def start_release(services: Services, args: argparse.Namespace) -> dict:
+    user = await services.auth.user("admin")
+    return await services.releases.create(user, {
+        "project": "wall", "ref": "main",
+        "strategy": {"batches": ["100%"], "parallel": args.parallel}})
+
+
+async def wait_until_running(services: Services, release_id: int) -> None:
+    while True:
+        current = await services.releases.get(release_id)
+        if current["counts"].get("running", 0) or current["state"] in TERMINAL:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def wait_until_done(services: Services, release_id: int, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    state = "running"
+    while time.monotonic() < deadline:
+        state = (await services.releases.get(release_id))["state"]
+        if state in TERMINAL:
+            break
+        await asyncio.sleep(0.5)
+    entry = services.releases.runs.get(release_id)
+    if entry is not None:                       # its last writes, before anything closes
+        await asyncio.wait([entry[1]], timeout=60)
+    return state
+
+
+async def heap_mb(cdp) -> float:
+    await cdp.send("HeapProfiler.collectGarbage")
+    usage = await cdp.send("Runtime.getHeapUsage")
+    return round(usage["usedSize"] / 2**20, 2)
+
+
+async def page_matches(page, services: Services) -> bool:
+    snapshot = await services.wall.snapshot()
+    expected = {host["name"]: host["state"] for host in snapshot["hosts"]}
+    try:
+        await page.wait_for_function(
+            f"(expected) => {{ const got = ({PAGE_STATES})(); return Object.keys(expected)"
+            ".length === Object.keys(got).length && Object.entries(expected)"
+            ".every(([k, v]) => got[k] === v); }", arg=expected, timeout=15_000)
+        return True
+    except Exception:
+        return False
+
+
+async def watch_wall(base_url: str, link_path: str, release: dict, args: argparse.Namespace,
+                     services: Services) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(base_url=base_url,
+                                            viewport={"width": 1920, "height": 1080})
+        await context.add_init_script(WATCH)
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        cdp = await context.new_cdp_session(page)
+        await wait_until_running(services, release["id"])
+        await page.goto(link_path)
+        await page.wait_for_function("() => document.body.dataset.rendered === 'true'",
+                                     timeout=30_000)
+        first_render = await page.evaluate(
+            "() => performance.getEntriesByName('ferry:first-render')[0].startTime")
+        if args.screenshot:
+            await page.screenshot(path=args.screenshot)
+        heap_start = await heap_mb(cdp)
+        final_state = await wait_until_done(services, release["id"], args.seconds)
+        matches = await page_matches(page, services)
+        releases = 1
+        if args.minutes:
+            soak_end = time.monotonic() + args.minutes * 60
+            while time.monotonic() < soak_end:
+                nxt = await start_release(services, args)
+                releases += 1
+                await wait_until_done(services, nxt["id"], max(1, soak_end - time.monotonic()))
+            matches = matches and await page_matches(page, services)
+        heap_end = await heap_mb(cdp)
+        tasks = await page.evaluate("() => window.__longTasks")
+        wall = await page.evaluate("""() => ({events: window.__wall.model.eventsApplied,
+            frames: window.__wall.frames, tiles: window.__wall.tiles.length,
+            status: window.__wall.status, lastRenderMs: window.__wall.lastRenderMs})""")
+        await browser.close()
+    return {"first_render_ms": round(first_render, 1),
+            "longest_task_ms": round(max((t["duration"] for t in tasks), default=0), 1),
+            "long_tasks": len(tasks),
+            "tasks_ms": [[round(t["start"]), round(t["duration"])] for t in tasks][:50],
+            "events_applied": wall["events"], "frames": wall["frames"],
+            "tiles_drawn": wall["tiles"], "last_render_ms": round(wall["lastRenderMs"], 1),
+            "transport": wall["status"], "page_errors": errors,
+            "page_matches_api": matches, "release_state": final_state,
+            "releases": releases, "soak_minutes": args.minutes,
+            "js_heap_start_mb": heap_start, "js_heap_end_mb": heap_end}
+
+
+async def main(args: argparse.Namespace) -> dict:
+    async with ferry_on_fleet(args.hosts, admin_password=PASSWORD, fleet_nice=args.fleet_nice,
+                              cookie_secret="bench-wall") as (services, root, _):
+        make_repo(root / "repo", 0.05)
+        await services.projects.create({
+            "name": "wall", "repo_url": f"file://{root / 'repo'}",
+            "deploy_path": "/srv/wall", "groups": ["bench"],
+            "hooks": {"before_release": f"sleep {args.hook_sleep}\n"}})
+        await spread_over_racks(services)
+        link = await services.wall.links.create("admin", {"name": "bench TV"})
+        server, base_url = await serve(services)
+        try:
+            release = await start_release(services, args)
+            result = await watch_wall(base_url, link["path"], release, args, services)
+        finally:
+            server.stop()
+            await services.events.close_clients()
+    return {"hosts": args.hosts, "parallel": args.parallel, "fleet_nice": args.fleet_nice,
+            "target_first_render_ms": 2000, "target_longest_task_ms": 100, **result}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Ferry wall benchmark")
+    parser.add_argument("--hosts", type=int, default=2000)
+    parser.add_argument("--parallel", type=int, default=100)
+    parser.add_argument("--hook-sleep", type=float, default=1.0,
+                        help="seconds each host's before_release hook sleeps")
+    parser.add_argument("--fleet-nice", type=int, default=10,
+                        help="CPU niceness of the simulated hosts (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=900,
+                        help="wait at most this long for the first release")
+    parser.add_argument("--minutes", type=float, default=0,
+                        help="soak: keep the wall open this long, releases back to back, "
+                             "and report the JS heap at the start and the end")
+    parser.add_argument("--screenshot", default=None, help="save the first render here")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit("bench.wall needs Debian's chromium: apt-get install -y chromium")
+    print(json.dumps(asyncio.run(main(arguments))), flush=True)

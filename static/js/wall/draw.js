@@ -1,0 +1,177 @@
+// Draws a layout page on the canvas: group headers (worst state, counts) and one
+// rectangle per tile. Names are drawn with fillText, as text: markup in a host name is
+// just characters. Every drawn tile is also recorded (`drawn`) for tests and benches.
+import { t } from "../i18n.js";
+
+export const COLORS = {
+  ok: "#23a55a", failed: "#e5484d", running: "#3b82f6", pending: "#4b5563",
+  skipped: "#d4a72c", cancelled: "#8b949e", rolled_back: "#a371f7", interrupted: "#f0883e",
+  none: "#30363d",
+};
+const INK = { skipped: "#1c1500", none: "#c9d1d9", pending: "#e6edf3" };
+const FONT = 'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Noto Sans CJK SC", sans-serif';
+const number = new Intl.NumberFormat();
+
+// Text that fits `width` in the current font: whole, or cut in the middle with an
+// ellipsis (host names differ at their ends: "web-eu-…-0142"). Cached per font, width, text.
+const fitted = new Map();
+const widths = new Map();
+function measure(ctx, text) {
+  const key = `${ctx.__font}|${text}`;
+  let width = widths.get(key);
+  if (width === undefined) {
+    width = ctx.measureText(text).width;
+    if (widths.size > 50000) widths.clear();
+    widths.set(key, width);
+  }
+  return width;
+}
+
+function fit(ctx, text, width) {
+  const key = `${ctx.__font}|${width}|${text}`;
+  let result = fitted.get(key);
+  if (result !== undefined) return result;
+  result = text;
+  if (measure(ctx, text) > width) {
+    let keep = text.length - 1;
+    result = "";
+    while (keep > 0) {
+      const head = Math.ceil(keep / 2);
+      const candidate = text.slice(0, head) + "…" + text.slice(text.length - (keep - head));
+      if (ctx.measureText(candidate).width <= width) {
+        result = candidate;
+        break;
+      }
+      keep--;
+    }
+  }
+  if (fitted.size > 20000) fitted.clear();
+  fitted.set(key, result);
+  return result;
+}
+
+// The font size (px) at which `text` fits `width`: `size`, or smaller down to `min`;
+// cached, and the context's font is set only when it changes (parsing a font string
+// for each of 2,000 tiles costs more than drawing them).
+const sizes = new Map();
+function setFont(ctx, font) {
+  if (ctx.__font !== font) {
+    ctx.font = font;
+    ctx.__font = font;
+  }
+}
+
+function shrink(ctx, text, width, size, min, weight) {
+  const key = `${weight}|${size}|${min}|${width}|${text}`;
+  let fitting = sizes.get(key);
+  if (fitting === undefined) {
+    setFont(ctx, `${weight} ${size}px ${FONT}`);
+    const full = measure(ctx, text);
+    fitting = full <= width ? size : Math.max(min, Math.floor((size * width) / full));
+    if (sizes.size > 20000) sizes.clear();
+    sizes.set(key, fitting);
+  }
+  setFont(ctx, `${weight} ${fitting}px ${FONT}`);
+  return fitting;
+}
+
+function groupLabel(block, by) {
+  if (block.group.key) return block.group.key;
+  return by === "project" ? t("no project") : t("ungrouped");
+}
+
+// A tile's state in words ("none": no release has reached the host yet).
+export function stateText(state) {
+  return state === "none" ? t("never deployed") : t(state);
+}
+
+function countsText(counts) {
+  return Object.entries(counts).sort((a, b) => b[1] - a[1])
+    .map(([state, n]) => `${number.format(n)} ${stateText(state)}`).join(" · ");
+}
+
+// Draw `page` of `result` (from layout.js); returns the tiles drawn, in drawing order.
+export function drawPage(canvas, result, pageIndex, by, empty) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth;
+  const height = canvas.clientHeight;
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.__font = null; // a resized canvas forgets its font: set it again
+  ctx.clearRect(0, 0, width, height);
+  ctx.textBaseline = "middle";
+  const m = result.metrics;
+  const drawn = [];
+  const page = result.pages[pageIndex] || [];
+  for (const block of page) {
+    drawHeader(ctx, block, m, by);
+    const top = block.y + m.headH;
+    block.items.forEach((item, index) => {
+      const x = block.x + (index % block.cols) * (m.tileW + m.gap);
+      const y = top + Math.floor(index / block.cols) * (m.tileH + m.gap);
+      drawn.push(drawTile(ctx, item, x, y, m, block.group.key));
+    });
+  }
+  if (drawn.length === 0) {
+    setFont(ctx, `600 ${Math.round(Math.min(width, height) / 12)}px ${FONT}`);
+    ctx.fillStyle = "#8b949e";
+    ctx.textAlign = "center";
+    ctx.fillText(empty, width / 2, height / 2);
+    ctx.textAlign = "start";
+  }
+  return drawn;
+}
+
+function drawHeader(ctx, block, m, by) {
+  const size = Math.round(m.headH * 0.62);
+  const chip = Math.round(m.headH * 0.5);
+  const midY = block.y + m.headH / 2 - m.gap / 2;
+  ctx.fillStyle = COLORS[block.group.worst] || COLORS.none;
+  ctx.fillRect(block.x, midY - chip / 2, chip, chip);
+  setFont(ctx, `700 ${size}px ${FONT}`);
+  ctx.fillStyle = "#e6edf3";
+  const label = fit(ctx, groupLabel(block, by), Math.max(0, block.w * 0.45));
+  const labelX = block.x + chip + size * 0.4;
+  ctx.fillText(label, labelX, midY);
+  const after = labelX + ctx.measureText(label).width + size * 0.6;
+  setFont(ctx, `400 ${Math.round(size * 0.85)}px ${FONT}`);
+  ctx.fillStyle = "#8b949e";
+  ctx.fillText(fit(ctx, countsText(block.group.counts), Math.max(0, block.x + block.w - after)),
+    after, midY);
+}
+
+function drawTile(ctx, item, x, y, m, group) {
+  const state = item.host ? item.host.state || "none" : item.collapsed;
+  ctx.fillStyle = COLORS[state] || COLORS.none;
+  ctx.fillRect(x, y, m.tileW, m.tileH);
+  const record = { x, y, w: m.tileW, h: m.tileH, state, group };
+  let lines;
+  if (item.host) {
+    record.name = item.host.name;
+    record.stage = state === "running" ? item.host.stage || null : null;
+    lines = record.stage && m.tileH >= 34 ? [item.host.name, t(record.stage)] : [item.host.name];
+  } else {
+    record.collapsed = true;
+    record.count = item.count;
+    lines = [`${number.format(item.count)} ${stateText(state)}`];
+  }
+  if (m.tileW >= 36) {
+    const size = Math.max(9, Math.min(40, Math.round(m.tileH / (lines.length === 2 ? 2.6 : 2.2))));
+    ctx.fillStyle = INK[state] || "#ffffff";
+    const pad = Math.max(3, Math.round(m.tileW * 0.05));
+    const room = m.tileW - 2 * pad;
+    lines.forEach((line, i) => {
+      const wanted = i === 0 ? size : Math.round(size * 0.8);
+      shrink(ctx, line, room, wanted, Math.max(9, Math.round(wanted * 0.6)), i === 0 ? 600 : 400);
+      const lineY = y + m.tileH * (lines.length === 2 ? (i === 0 ? 0.34 : 0.72) : 0.5);
+      const shown = fit(ctx, line, room);
+      ctx.fillText(shown, x + pad, lineY);
+      if (i === 0) record.label = shown;
+    });
+  }
+  return record;
+}

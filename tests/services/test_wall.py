@@ -1,0 +1,122 @@
+"""The wall's board and links, without HTTP: host states follow `wall` events in seq
+order, memory stays bounded, a restart reloads states from the newest releases, and
+link tokens are stored hashed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.store import utcnow
+from services.wall import WallService
+from services.wall.board import Board
+from services.wall.links import LinkRevoked
+
+
+def release_event(seq: int, release_id: int, state: str, hosts: dict) -> dict:
+    return {"seq": seq, "type": "release", "ts": 1_700_000_000 + seq, "data": {
+        "release_id": release_id, "project": "app", "ref": "v2", "sha": "a" * 40,
+        "state": state, "total": len(hosts), "counts": {}, "hosts": hosts}}
+
+
+def test_each_host_shows_its_latest_state_after_events_in_order():
+    board = Board(max_hosts=100, recent=8)
+    board.set_registry({"h1": ["web"], "h2": ["web"]})
+    board.apply(release_event(1, 5, "running", {"h1": ["running", "upload"]}))
+    board.apply(release_event(2, 5, "running", {"h1": ["ok", "prune"],
+                                                "h2": ["running", "verify"]}))
+    snapshot = board.snapshot()
+    assert [(h["name"], h["state"], h["stage"]) for h in snapshot["hosts"]] == [
+        ("h1", "ok", "prune"), ("h2", "running", "verify")]
+    assert snapshot["seq"] == 2 and snapshot["hosts"][0]["release_id"] == 5
+
+
+def test_only_the_newest_finished_releases_are_kept():
+    board = Board(max_hosts=100, recent=2)
+    for release_id in range(1, 6):
+        board.apply(release_event(release_id, release_id, "succeeded", {}))
+    board.apply(release_event(6, 6, "running", {}))
+    assert [r["release_id"] for r in board.snapshot()["releases"]] == [6, 5, 4]
+
+
+def test_the_board_never_holds_more_hosts_than_its_limit():
+    board = Board(max_hosts=3, recent=8)
+    board.apply(release_event(1, 1, "running", {f"h{i}": ["running", None] for i in range(10)}))
+    board.set_registry({f"r{i}": [] for i in range(10)})
+    assert len(board.snapshot()["hosts"]) <= 3
+
+
+def test_hosts_the_registry_no_longer_has_leave_the_board():
+    board = Board(max_hosts=100, recent=8)
+    board.set_registry({"h1": ["web"], "h2": ["db"]})
+    board.set_registry({"h2": ["db", "eu"]})
+    assert [(h["name"], h["groups"]) for h in board.snapshot()["hosts"]] == [
+        ("h2", ["db", "eu"])]
+
+
+def test_a_vote_shows_while_open_and_goes_when_decided_or_the_release_ends():
+    board = Board(max_hosts=10, recent=8)
+    board.apply({"seq": 1, "type": "vote", "ts": 0, "data": {
+        "release_id": 3, "state": "open", "go": 1, "min_go": 2}})
+    assert board.snapshot()["votes"][0]["go"] == 1
+    board.apply(release_event(2, 3, "succeeded", {}))
+    assert board.snapshot()["votes"] == []
+
+
+async def wait_for_seq(wall: WallService, seq: int) -> dict:
+    while True:
+        snapshot = await wall.snapshot()
+        if snapshot["seq"] >= seq:
+            return snapshot
+        await asyncio.sleep(0.02)
+
+
+async def test_a_snapshot_is_current_to_the_seq_of_the_events_it_reflects(services):
+    await services.store.hosts.insert_one({"name": "web-1", "groups": ["web"]})
+    event = await services.events.publish("wall", "release", release_event(
+        0, 9, "running", {"web-1": ["running", "extract"]})["data"])
+    snapshot = await wait_for_seq(services.wall, event["seq"])
+    assert snapshot["seq"] == event["seq"]
+    assert snapshot["hosts"][0]["state"] == "running"
+
+
+async def test_a_restarted_wall_loads_host_states_from_the_newest_releases(services):
+    await services.store.hosts.insert_many([{"name": "a", "groups": ["web"]},
+                                            {"name": "b", "groups": ["web"]}])
+    now = utcnow()
+    await services.store.releases.insert_many([
+        {"_id": 1, "project": "app", "ref": "v1", "sha": "1" * 40, "state": "succeeded",
+         "hosts": ["a", "b"], "counts": {"ok": 2}, "created_at": now},
+        {"_id": 2, "project": "app", "ref": "v2", "sha": "2" * 40, "state": "failed",
+         "hosts": ["a"], "counts": {"failed": 1}, "created_at": now}])
+    await services.store.host_runs.insert_many([
+        {"_id": "1:a", "release_id": 1, "host": "a", "state": "ok", "finished_at": now},
+        {"_id": "1:b", "release_id": 1, "host": "b", "state": "ok", "finished_at": now},
+        {"_id": "2:a", "release_id": 2, "host": "a", "state": "failed", "finished_at": now}])
+    wall = WallService(services.settings, services.store, services.events,
+                       owns=lambda _: False, vote_of=services._vote_of)
+    await wall.open()
+    try:
+        snapshot = await wall.snapshot()
+    finally:
+        await wall.close()
+    hosts = {h["name"]: (h["state"], h["release_id"], h["ref"]) for h in snapshot["hosts"]}
+    assert hosts == {"a": ("failed", 2, "v2"), "b": ("ok", 1, "v1")}
+    assert [r["release_id"] for r in snapshot["releases"]] == [2, 1]
+
+
+async def test_a_link_token_is_stored_only_as_its_digest(services):
+    link = await services.wall.links.create("admin", {"name": "TV"})
+    doc = await services.store.db["wall_links"].find_one({"_id": link["id"]})
+    assert link["token"] not in repr(doc)
+    assert (await services.wall.links.resolve(link["token"]))["_id"] == link["id"]
+
+
+async def test_a_revoked_link_resolves_as_revoked_and_a_malformed_one_as_none(services):
+    link = await services.wall.links.create("admin", {"name": "TV"})
+    await services.wall.links.revoke(link["id"])
+    with pytest.raises(LinkRevoked):
+        await services.wall.links.resolve(link["token"])
+    for token in (None, "", "fw_short", link["token"] + "x", link["token"] + "\n", 42):
+        assert await services.wall.links.resolve(token) is None
