@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -19,8 +20,9 @@ import tornado.web
 
 from handlers import ROUTES
 from handlers.access import check_routes
-from services import Services
-from services.embedded_db import EmbeddedDatabase
+from services import Services, embedded_db
+from services.datadir import DataDirError, DataDirLock
+from services.embedded_db import EmbeddedDatabaseError
 from services.settings import Settings
 from services.store import Store
 
@@ -39,8 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where Ferry keeps git mirrors, artifacts, known_hosts, the cookie "
                              "secret and the embedded database (default: %(default)s)")
     parser.add_argument("--mongo-url", default=None,
-                        help="MongoDB URL to use instead of starting the embedded database "
-                             "(e.g. mongodb://db1,db2/?replicaSet=rs0)")
+                        help="MongoDB URL to use instead of starting the embedded database; "
+                             "for production, a replica set (e.g. "
+                             "mongodb://db1,db2,db3/?replicaSet=rs0&w=majority)")
     parser.add_argument("--db-name", default="ferry",
                         help="database name inside MongoDB (default: %(default)s)")
     parser.add_argument("--allow-file-urls", action="store_true",
@@ -83,9 +86,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         level = logging.INFO
     user = getattr(handler, "current_user", None) if hasattr(handler, "_user") else None
     who = f"{user.name}@" if user else ""
+    # The client as the sign-in throttle sees it (X-Forwarded-For only from trusted proxies).
+    address = handler.client_address() if hasattr(handler, "client_address") else (
+        handler.request.remote_ip)
     ms = 1000.0 * handler.request.request_time()
+    # The path only: a query string can carry a token or a password.
     log.log(level, "%d %s %s (%s%s) %.1fms", status, handler.request.method,
-            handler.request.path, who, handler.request.remote_ip, ms)
+            handler.request.path, who, address, ms)
 
 
 def make_app(services: Services) -> tornado.web.Application:
@@ -110,17 +117,37 @@ def make_app(services: Services) -> tornado.web.Application:
     )
 
 
-def listen(app: tornado.web.Application, settings: Settings) -> tornado.httpserver.HTTPServer:
+class StartupError(RuntimeError):
+    """Ferry cannot start; the message is the one line (or the database's lines) to show."""
+
+
+def bind(address: str, port: int) -> list[socket.socket]:
+    """The HTTP listening sockets, bound before anything starts, so a busy port fails fast."""
+    try:
+        return tornado.netutil.bind_sockets(port, address, family=socket.AF_INET)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} on {address} is already in use; stop what holds "
+                               f"it or choose another with --port (PORT= for make demo)"
+                               ) from None
+        raise StartupError(f"cannot listen on {address}:{port}: {error.strerror}") from None
+
+
+def listen(app: tornado.web.Application, settings: Settings,
+           sockets: list[socket.socket]) -> tornado.httpserver.HTTPServer:
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=settings.max_body_bytes, max_header_size=64 * 1024,
         idle_connection_timeout=3600, body_timeout=60)
-    sockets = tornado.netutil.bind_sockets(settings.port, settings.address, family=socket.AF_INET)
     server.add_sockets(sockets)
     return server
 
 
 async def serve(args: argparse.Namespace) -> None:
     data_dir = args.data_dir.resolve()
+    # Before anything starts: one Ferry per data directory, and the HTTP port is ours.
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    sockets = bind(args.address, args.port)
     settings = Settings(data_dir=data_dir, address=args.address, port=args.port,
                         mongo_url=args.mongo_url, db_name=args.db_name, demo=args.demo,
                         exclusive_db=args.mongo_url is None,
@@ -134,7 +161,7 @@ async def serve(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         url = settings.mongo_url
         if url is None:
-            database = EmbeddedDatabase(settings.embedded_db_dir)
+            database = embedded_db.for_settings(settings, keep_fds=(lock.fd,))
             url = await database.start()
             stack.push_async_callback(database.stop)
         services = Services(settings, Store(url, settings.db_name))
@@ -146,17 +173,21 @@ async def serve(args: argparse.Namespace) -> None:
             demo = Demo(services, data_dir / "demo", hosts=args.demo_hosts)
             await demo.start()
             stack.push_async_callback(demo.stop)
-        server = listen(make_app(services), settings)
+        server = listen(make_app(services), settings, sockets)
         print_banner(settings, password, args.demo)
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise pause fan-out for ~100 ms each.
         gc.freeze()
         await stop.wait()
-        log.info("stopping: no new requests, closing live connections")
+        services.releases.begin_stop()
+        log.info("stopping: no new requests or hosts, closing live connections")
         server.stop()
         await services.events.close_clients()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(server.close_all_connections(), 5)
+        # Releases reach a safe point before anything they use (the demo fleet, the
+        # database) is stopped by the exit stack.
+        await services.releases.close()
     log.info("stopped")
 
 
@@ -177,7 +208,15 @@ def main(argv: list[str] | None = None) -> None:
     # asyncssh logs every connection at INFO; a fleet deploy would drown Ferry's own lines.
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLevelName(
         args.log_level)))
-    asyncio.run(serve(args))
+    # PyMongo's DEBUG loggers print whole commands and documents (project URLs with their
+    # credentials, log batches of megabytes): never below INFO, whatever Ferry's level.
+    logging.getLogger("pymongo").setLevel(max(logging.INFO, logging.getLevelName(
+        args.log_level)))
+    try:
+        asyncio.run(serve(args))
+    except (StartupError, DataDirError, EmbeddedDatabaseError) as error:
+        print(f"ferry: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

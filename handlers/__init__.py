@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import auth, events, hosts, pages, projects, releases, ws
+from handlers import auth, chat, events, hosts, pages, projects, releases, votes, wall, ws
 from handlers.base import NotFoundHandler
 
 ID = r"(\d+)"
@@ -27,6 +27,7 @@ PROJECT_ROUTES = [
     (r"/api/projects", projects.ProjectsHandler),
     (rf"/api/projects/{NAME}", projects.ProjectHandler),
     (rf"/api/projects/{NAME}/refs", projects.ProjectRefsHandler),
+    (rf"/api/projects/{NAME}/refresh", projects.ProjectRefreshHandler),
     (rf"/api/projects/{NAME}/commits", projects.ProjectCommitsHandler),
 ]
 
@@ -38,9 +39,24 @@ RELEASE_ROUTES = [
     (rf"/api/releases/{ID}/hosts/{NAME}/log", releases.HostLogHandler),
 ]
 
+CHAT_ROUTES = [
+    # Any room name reaches the handler, which answers 404 for names no room can have.
+    (r"/api/chat/([^/]{1,200})/messages", chat.ChatMessagesHandler),
+    (rf"/api/releases/{ID}/vote", votes.ReleaseVoteHandler),
+]
+
 EVENT_ROUTES = [
     (r"/ws", ws.EventSocketHandler),
     (r"/api/events", events.EventsHandler),
+]
+
+WALL_ROUTES = [
+    (r"/wall", wall.WallPage),
+    (r"/api/wall", wall.WallApiHandler),
+    (r"/api/wall/events", wall.WallEventsHandler),
+    (r"/wall/ws", wall.WallSocketHandler),
+    (r"/api/wall/links", wall.WallLinksHandler),
+    (r"/api/wall/links/(\d+)", wall.WallLinkHandler),
 ]
 
 PAGE_ROUTES = [
@@ -60,6 +76,8 @@ ROUTES = [
     *HOST_ROUTES,
     *PROJECT_ROUTES,
     *RELEASE_ROUTES,
+    *CHAT_ROUTES,
     *EVENT_ROUTES,
+    *WALL_ROUTES,
     (r".*", NotFoundHandler),
 ]

@@ -12,10 +12,7 @@ class ReleasesHandler(ApiHandler):
     @requires("viewer")
     async def get(self) -> None:
         project = self.get_query_argument("project", None)
-        try:
-            limit = int(self.get_query_argument("limit", "50"))
-        except ValueError:
-            raise UserError(400, "limit must be a whole number") from None
+        limit = self.query_number("limit", "50", int, 1, 10**6)     # the service caps it
         self.write_json(await self.services.releases.list(project, limit))
 
     @requires("deployer")
@@ -42,8 +39,9 @@ class ReleaseActionHandler(ApiHandler):
             self.set_header("Location", f"/api/releases/{release['id']}")
             self.write_json(release, status=201)
             return
-        method = releases.cancel if action == "cancel" else releases.promote
-        self.write_json(await method(parse_release_id(release_id)), status=202)
+        # Through the vote, which closes an open one as overridden by this user.
+        self.write_json(await self.services.chat.votes.override(
+            self.current_user, parse_release_id(release_id), action), status=202)
 
 
 class ReleaseRollbackHandler(ApiHandler):
@@ -70,10 +68,7 @@ class ReleaseRollbackHandler(ApiHandler):
 class HostLogHandler(ApiHandler):
     @requires("viewer")
     async def get(self, release_id: str, host: str) -> None:
-        try:
-            after = int(self.get_query_argument("after", "0"))
-            limit = int(self.get_query_argument("limit", "5000"))
-        except ValueError:
-            raise UserError(400, "after and limit must be whole numbers") from None
+        after = self.query_number("after", "0", int, 0, 2**63 - 1)
+        limit = self.query_number("limit", "5000", int, 1, 10**6)   # the service caps it
         self.write_json(await self.services.releases.host_log(
             parse_release_id(release_id), host, after, limit))

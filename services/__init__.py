@@ -16,6 +16,7 @@ class Services:
 
     def __init__(self, settings: Settings, store: Store) -> None:
         from services.build.artifacts import ArtifactService
+        from services.chat import ChatService
         from services.events.bus import EventBus
         from services.git.mirrors import GitService
         from services.registry.hosts import HostService
@@ -23,18 +24,31 @@ class Services:
         from services.releases.service import ReleaseService
         from services.ssh.client import SshService
         from services.team.auth import AuthService
+        from services.team.throttle import SigninThrottle
+        from services.wall import WallService
 
         self.settings = settings
         self.store = store
+        # Three pools, so one kind of blocking work cannot starve another: packaging (tar,
+        # sha256, rmtree), git (stalled remotes wait here, bounded by git_fetch_*), and
+        # password hashing (sign-in stays quick whatever git and packaging are doing).
         self.executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="ferry-io")
-        self.auth = AuthService(store, self.executor, settings.session_ttl_s)
+        self.git_executor = ThreadPoolExecutor(settings.git_threads, thread_name_prefix="ferry-git")
+        self.auth_executor = ThreadPoolExecutor(settings.auth_threads,
+                                                thread_name_prefix="ferry-auth")
+        self.auth = AuthService(store, self.auth_executor, settings.session_ttl_s,
+                                SigninThrottle(settings))
         self.events = EventBus(settings, store)
         self.ssh = SshService(settings)
-        self.git = GitService(settings, self.executor)
+        self.git = GitService(settings, self.git_executor)
         self.artifacts = ArtifactService(settings, self.executor)
         self.hosts = HostService(settings, store, self.ssh)
         self.projects = ProjectService(settings, store, self.git)
         self.releases = ReleaseService(self)
+        self.chat = ChatService(settings, store, self.events, self.releases)
+        self.wall = WallService(settings, store, self.events,
+                                owns=lambda release_id: release_id in self.releases.runs,
+                                vote_of=self._vote_of)
 
     async def open(self) -> None:
         """Indexes, the event bus, then recovery of releases a dead process left running."""
@@ -44,13 +58,28 @@ class Services:
         await self.store.ensure_indexes()
         await self.events.open()
         await self.releases.open()
+        await self.chat.open()
+        await self.wall.open()
 
     async def close(self) -> None:
         """Stop scheduling, let releases reach a safe point, flush events, close pools."""
+        await self.wall.close()
+        await self.chat.close()
         await self.releases.close()
         await self.events.close()
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        for pool in (self.executor, self.git_executor, self.auth_executor):
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.ssh.close()
         await self.store.close()
+
+    async def _vote_of(self, release_id: int) -> dict | None:
+        """A release's current vote for the wall, or None when it has none."""
+        from services.errors import NotFound
+
+        try:
+            return await self.chat.votes.get(release_id)
+        except NotFound:
+            return None
 
     async def __aenter__(self) -> Services:
         await self.open()

@@ -33,9 +33,25 @@ class Settings:
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0   # Tornado: at most the ping interval
     session_ttl_s: int = 7 * 24 * 3600
+    # JSON request bodies and /ws messages nested deeper than this are refused (400)
+    json_max_depth: int = 32
+    # X-Forwarded-For is believed only when the peer is one of these proxies (none: never)
+    trusted_proxies: tuple[str, ...] = ()
 
-    # Worker threads for git, tar and hashing
+    # Sign-in throttling, per account and per client address (in memory, per instance)
+    signin_max_failures: int = 10           # failed passwords per account per window...
+    signin_address_max_failures: int = 30   # ...and per address, across account names
+    signin_window_s: float = 600.0
+    signin_lockout_s: float = 60.0          # the first lockout; each next one doubles...
+    signin_lockout_max_s: float = 3600.0    # ...up to this
+    signin_throttle_max_entries: int = 10000  # per table (accounts, addresses); LRU beyond
+
+    # Worker threads for tar and hashing (packaging); git and password hashing have their own
     executor_threads: int = 4
+    # git's own pool, so stalled remotes never starve sign-in or packaging
+    git_threads: int = 6
+    # Password hashing (scrypt) pool, apart from git and packaging
+    auth_threads: int = 2
 
     # git
     git_timeout_s: float = 300.0
@@ -45,8 +61,32 @@ class Settings:
     git_commits_limit: int = 50
     git_refs_limit: int = 500
     git_error_max_chars: int = 500
+    # Network git work (clone/fetch): at most this many at once, and per remote host:port;
+    # waiting happens on the event loop, never in a pool thread.
+    git_fetch_concurrency: int = 3
+    git_fetch_per_remote: int = 2
+    # TCP connect (+ TLS handshake for https) to a remote must finish within this
+    git_connect_timeout_s: float = 10.0
+    # POST /api/projects/<name>/refresh fetches at most once per this many seconds; GET
+    # refs reports `stale` once the mirror is older than git_refs_stale_s
+    git_refresh_min_interval_s: float = 10.0
+    git_refs_stale_s: float = 300.0
+    # Quotas on repository content: the mirror after a fetch, the exported tree (checked
+    # before anything is written)
+    git_mirror_max_bytes: int = 2 * 1024**3
+    repo_export_max_bytes: int = 1024**3
+    repo_export_max_files: int = 100_000
     # artifacts (tar.gz of the built tree)
     artifact_gzip_level: int = 6
+    # what the artifact unpacks to on each host (the built tree), before compression
+    artifact_max_unpacked_bytes: int = 2 * 1024**3
+    artifact_max_files: int = 200_000
+
+    # Outbound connections (git remotes; notifications later): loopback, private,
+    # link-local and reserved addresses are refused unless allowed here
+    outbound_allow_private: bool = False
+    outbound_allow_cidrs: tuple[str, ...] = ()
+    outbound_resolve_timeout_s: float = 5.0
 
     # SSH
     ssh_connect_timeout_s: float = 10.0
@@ -56,12 +96,24 @@ class Settings:
     ssh_command_timeout_s: float = 300.0
     ssh_line_max_bytes: int = 4096
     ssh_step_output_max_bytes: int = 1024 * 1024
+    # Lines per step (remote command or local hook), apart from bytes: a million short
+    # lines fit in 2 MB. Past either cap output is read and discarded, with one marker.
+    ssh_step_output_max_lines: int = 10_000
     ssh_upload_chunk_bytes: int = 64 * 1024
     ssh_keyscan_timeout_s: float = 10.0
     ssh_client_keys: tuple[str, ...] = ()
+    # Key files (key_path, ssh_client_keys) and known_hosts are read in a pool of this many
+    # threads, never on the event loop; a key file must be a regular file of at most
+    # ssh_key_max_bytes (no FIFO, device or symlink), read within ssh_key_read_timeout_s
+    ssh_file_threads: int = 2
+    ssh_key_max_bytes: int = 64 * 1024
+    ssh_key_read_timeout_s: float = 10.0
+    ssh_known_hosts_max_bytes: int = 64 * 1024 * 1024
 
     # Pipeline
     hook_timeout_s: float = 600.0
+    # PATH of hooks on the hosts, which run in a clean environment (env -i)
+    hook_path: str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     local_hook_timeout_s: float = 900.0
     verify_retries: int = 5
     verify_interval_s: float = 2.0
@@ -90,9 +142,61 @@ class Settings:
     event_shared_write_attempts: int = 20
     ws_max_topics: int = 64
     log_flush_interval_s: float = 0.25
+    # Host log storage: a chunk document holds at most this many lines and bytes (BSON
+    # estimate), far below MongoDB's 16 MiB document limit whatever the output.
+    log_batch_max_lines: int = 2000
+    log_batch_max_bytes: int = 2 * 1024 * 1024
+    # A log write that fails for a transient reason is retried (same chunk ids, so never
+    # stored twice) this many times, waiting from log_write_retry_s doubling up to
+    # log_write_retry_max_s; then its lines are counted as lost (host run's
+    # `log_lines_lost`), and the release goes on.
+    log_write_attempts: int = 6
+    log_write_retry_s: float = 0.25
+    log_write_retry_max_s: float = 5.0
+    # Log lines a release keeps in memory waiting for storage; beyond it they are lost
+    # (counted) rather than letting a slow database grow the server's memory.
+    log_pending_max_lines: int = 200_000
+    # Back-pressure: a release starts no new host step while more than this many of its log
+    # lines wait for the database, or events wait for the bus (the release slows down
+    # before memory grows; `log_pending_max_lines` is the hard stop behind it).
+    record_backlog_max_lines: int = 20_000
+    record_outbox_max_events: int = 20_000
+    # Event chunk documents: at most this many bytes (BSON), whatever the events; one
+    # event larger than event_max_bytes is stored as a stub saying so.
+    event_chunk_max_bytes: int = 4 * 1024 * 1024
+    event_max_bytes: int = 1024 * 1024
+
+    # Chat and votes
+    chat_message_max_chars: int = 2000      # longer messages are refused (400)
+    chat_rate_burst: int = 5                # messages a user may send at once...
+    chat_rate_per_s: float = 1.0            # ...then this many per second (429 with the wait)
+    chat_rate_max_users: int = 10000        # rate-limit buckets held in memory (oldest dropped)
+    chat_history_page_max: int = 200        # most messages one history page returns
+    chat_failure_window_s: float = 10.0     # host failures are told in one message per window
+    chat_failure_names_max: int = 20        # host names listed in that message ("and N more")
+    vote_comment_max_chars: int = 500
+    vote_timeout_max_s: int = 7 * 24 * 3600
+
+    # The big-screen wall (services/wall/)
+    wall_max_hosts: int = 20000             # hosts the wall's board holds (bounded memory)
+    wall_recent_releases: int = 8           # finished releases the wall lists
+    wall_scan_releases: int = 20            # start-up: host tiles from these newest releases
+    wall_hosts_refresh_s: float = 5.0       # host names and groups re-read from the registry
+    wall_load_timeout_s: float = 30.0       # GET /api/wall waits this long for the first load
+    wall_links_max: int = 200               # wall links, revoked ones included (409 beyond)
+    wall_link_name_max_bytes: int = 100
+    wall_link_recheck_s: float = 5.0        # wall-link sockets and polls see a revocation within
 
     # Shutdown
     shutdown_grace_s: float = 10.0
+
+    # The embedded database (a child process when no mongo_url is given)
+    embedded_db_start_timeout_s: float = 60.0   # WiredTiger recovery after a crash included
+    embedded_db_stop_timeout_s: float = 5.0     # SIGTERM, then SIGKILL (writes are durable)
+    embedded_db_cache_size: str = "1G"          # WiredTiger cache, written to db.toml
+    embedded_db_log_level: str = "WARNING"      # its own log, in <data-dir>/db.log
+    embedded_db_log_max_bytes: int = 10 * 1024 * 1024   # db.log moves to db.log.1 past this
+    embedded_db_log_tail_lines: int = 20        # its last lines shown when it fails to start
 
     extra: dict = field(default_factory=dict, compare=False)
 

@@ -68,7 +68,10 @@ def settings(tmp_path: Path, mongo_url: str, settings_overrides: dict) -> Settin
     return Settings(
         data_dir=tmp_path / "data", mongo_url=mongo_url,
         db_name=f"t_{uuid.uuid4().hex[:12]}", cookie_secret="test-secret",
-        git_allow_file_urls=True, git_timeout_s=30, ssh_connect_timeout_s=5,
+        # The tests' repositories are local and their remotes on loopback: allowed here
+        # explicitly (both are off by default).
+        git_allow_file_urls=True, outbound_allow_private=True,
+        git_timeout_s=30, ssh_connect_timeout_s=5,
         ssh_login_timeout_s=5, ssh_command_timeout_s=30, hook_timeout_s=30,
         verify_retries=2, verify_interval_s=0.2, lease_ttl_s=10, lease_renew_s=2,
         instance_id=f"test-{uuid.uuid4().hex[:6]}", shutdown_grace_s=3,

@@ -29,6 +29,17 @@ def test_deploy_bench_deploys_every_host_and_reports_its_figures():
                             "per_host_ms", "rss_mb"}
     assert figures["hosts"] == figures["hosts_ok"] == 3
     assert figures["reference_hosts_ok"] == 3
+    assert figures["fleet"] == "openssh"
+    assert figures["fleet_cpu_ms_per_host"] > 0 and figures["reference_fleet_cpu_ms_per_host"] > 0
+    assert figures["controller_cpu_ms_per_host"] > 0 and figures["db_rss_mb"] > 0
+    assert figures["execs_per_host"] >= 1 and figures["reference_execs_per_host"] == 3
+
+
+def test_deploy_bench_runs_on_the_simulated_fleet_too():
+    figures = run_bench("bench.deploy", "--fleet", "asyncssh", "--hosts", "2", "--parallel",
+                        "2", "--artifact-mb", "0.1", "--repeat", "2")
+    assert figures["hosts_ok"] == figures["reference_hosts_ok"] == 2
+    assert figures["fleet_cpu_ms_per_host"] > 0 and len(figures["rounds"]) == 2
 
 
 def test_fanout_bench_delivers_every_event_and_reports_its_figures():
@@ -37,6 +48,15 @@ def test_fanout_bench_delivers_every_event_and_reports_its_figures():
                             "naive_p99_ms", "rss_mb"}
     assert figures["clients"] == 20 and figures["published"] > 0
     assert figures["lost"] == 0
+
+
+def test_chat_bench_delivers_every_message_to_every_reader_and_reports_its_figures():
+    figures = run_bench("bench.chat", "--clients", "12", "--longpoll", "3", "--senders", "3",
+                        "--rate", "5", "--seconds", "2")
+    assert set(figures) >= {"clients", "published", "lost", "duplicated", "p50_ms", "p99_ms",
+                            "rss_mb"}
+    assert figures["clients"] == 12 and figures["published"] == 10
+    assert figures["lost"] == 0 and figures["duplicated"] == 0
 
 
 def test_console_bench_renders_the_release_page_and_reports_its_figures():
@@ -50,3 +70,13 @@ def test_console_bench_renders_the_release_page_and_reports_its_figures():
     assert figures["page_matches_api"] is True
     assert figures["counts"] == {"ok": 60}
     assert figures["page_errors"] == []
+
+
+def test_durability_bench_loses_nothing_when_synced_and_reports_its_figures():
+    figures = run_bench("bench.durability", "--runs", "1", "--modes", "sync", "--kill-writes",
+                        "30", "--states", "4", "--batches", "2", "--lines", "20",
+                        "--renewals", "4", "--raw-writes", "20")
+    sync = figures["modes"]["sync"]
+    assert sync["lost"] == [0] and sync["runs"][0]["acked"] == sync["runs"][0]["found"] == 30
+    assert set(sync["median"]) >= {"state_change_ms", "log_lines_per_s", "renewal_ms",
+                                   "pattern_s", "insert_one_per_s", "insert_many_docs_per_s"}

@@ -49,7 +49,7 @@ from services.events.topics import (
     chat_room,
 )
 from services.settings import Settings
-from services.store import Store
+from services.store import Store, describe_db_error
 
 log = logging.getLogger("ferry.events")
 EVICT_EVERY_S = 1.0
@@ -62,7 +62,8 @@ class EventBus:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.db = EventStore(store, settings.instance_id, settings.event_flush_max_events)
+        self.db = EventStore(store, settings.instance_id, settings.event_flush_max_events,
+                             settings.event_chunk_max_bytes, settings.event_max_bytes)
         self.topics = TopicRegistry(settings.event_topic_max_chars)
         self.topics.register("wall", any_user, shared=True)
         self.topics.register("chat:", chat_room, shared=True)
@@ -223,6 +224,8 @@ class EventBus:
         try:
             while queue:
                 batch = queue[:self.settings.event_flush_max_events]
+                # One chunk per batch: as many events as fit its byte budget (at least one).
+                batch = batch[:len(self.db.split([event for event, _ in batch])[0])]
                 del queue[:len(batch)]
                 events = [event for event, _ in batch]
                 try:
@@ -251,10 +254,11 @@ class EventBus:
                     topic_log.name, events, head, self.settings.event_shared_write_attempts,
                     batch)
                 return
-            except PyMongoError:
+            except PyMongoError as error:
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning("retrying a write to %s", topic_log.name, exc_info=True)
+                log.warning("retrying a write to %s: %s", topic_log.name,
+                            describe_db_error(error))
                 await asyncio.sleep(delay)
                 delay *= 2
 
@@ -275,18 +279,23 @@ class EventBus:
         return events
 
     async def wait(self, topic: str, after: int, timeout: float,  # noqa: ASYNC109 (the API)
-                   limit: int | None = None) -> list[dict]:
+                   limit: int | None = None, *, internal: bool = False) -> list[dict]:
         """Long-poll: the events after `after` at once if any, else the first to come
-        within `timeout` seconds, else []. Cancel the call to give up waiting."""
+        within `timeout` seconds, else []. Cancel the call to give up waiting.
+
+        `internal`: a follower inside Ferry (the chat narrator, the wall), a few per
+        release at most; it does not count against `longpoll_max_waiters`, which bounds
+        clients, so clients can never crowd Ferry's own followers out, nor they clients."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        counted = 0 if internal else 1
         while True:
             topic_log = await self.topic_log(topic)
-            if self._waiters >= self.settings.longpoll_max_waiters:
+            if counted and self._waiters >= self.settings.longpoll_max_waiters:
                 raise Overloaded("too many requests are waiting for events; try again soon")
             woken = loop.create_future()
             topic_log.waiters.add(woken)
-            self._waiters += 1
+            self._waiters += counted
             try:
                 events = await self.read(topic, after, limit)
                 remaining = deadline - loop.time()
@@ -298,7 +307,7 @@ class EventBus:
                 return []
             finally:
                 topic_log.waiters.discard(woken)
-                self._waiters -= 1
+                self._waiters -= counted
 
     def subscriber(self, write: Write, close_connection: Callable[[], None],
                    wrap: Wrap | None = None) -> Subscriber:

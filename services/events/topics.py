@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from services.team.auth import User
 
 TopicCheck = Callable[[str, "User"], Awaitable[bool]]
-TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.:@-]+$")
-CHAT_ROOM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Whole-string patterns: only ever used with fullmatch (a `$` would let "x\n" through).
+TOPIC_NAME = re.compile(r"[A-Za-z0-9_.:@-]+")
+CHAT_ROOM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 FRAME_CACHE_ENTRIES = 4
 
 
@@ -72,7 +73,7 @@ async def any_user(topic: str, user: User) -> bool:
 
 
 async def chat_room(topic: str, user: User) -> bool:
-    return bool(CHAT_ROOM.match(topic.split(":", 1)[1]))
+    return CHAT_ROOM.fullmatch(topic.split(":", 1)[1]) is not None
 
 
 class TopicRegistry:
@@ -100,7 +101,7 @@ class TopicRegistry:
     def validate(self, topic: Any) -> str:
         if not isinstance(topic, str) or not topic:
             raise EventError("topic must be a non-empty string")
-        if len(topic) > self.max_chars or not TOPIC_NAME.match(topic):
+        if len(topic) > self.max_chars or not TOPIC_NAME.fullmatch(topic):
             raise EventError(f"topic must be at most {self.max_chars} letters, digits "
                              "and '_.:@-'")
         return topic
