@@ -21,6 +21,7 @@ class Services:
         from services.git.mirrors import GitService
         from services.registry.hosts import HostService
         from services.registry.projects import ProjectService
+        from services.releases.context import Engine
         from services.releases.service import ReleaseService
         from services.ssh.client import SshService
         from services.team.auth import AuthService
@@ -44,7 +45,9 @@ class Services:
         self.artifacts = ArtifactService(settings, self.executor)
         self.hosts = HostService(settings, store, self.ssh)
         self.projects = ProjectService(settings, store, self.git)
-        self.releases = ReleaseService(self)
+        self.releases = ReleaseService(
+            Engine(settings, store, self.git, self.ssh, self.artifacts, self.executor),
+            self.events, self.projects, self.hosts)
         self.chat = ChatService(settings, store, self.events, self.releases)
         self.wall = WallService(settings, store, self.events,
                                 owns=lambda release_id: release_id in self.releases.runs,

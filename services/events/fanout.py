@@ -25,12 +25,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from services.events.topics import TooManyTopics, TopicLog, encode, encode_frame
 
 if TYPE_CHECKING:
-    from services.events.bus import EventBus
+    from services.settings import Settings
     from services.team.auth import User
 
 log = logging.getLogger("ferry.events")
@@ -40,6 +40,21 @@ log = logging.getLogger("ferry.events")
 # frame); shared frames are wrapped once for all the subscribers that use the same wrap.
 Write = Callable[[bytes], Awaitable[None]]
 Wrap = Callable[[bytes], bytes]
+
+
+class Source(Protocol):
+    """What a subscriber needs of the bus that made it (the EventBus is one): this module
+    is imported by the bus, never the other way round."""
+
+    settings: Settings
+
+    async def authorize(self, topic: str, user: User) -> None: ...
+
+    async def topic_log(self, topic: str) -> TopicLog: ...
+
+    async def read(self, topic: str, after: int, limit: int | None = None) -> list[dict]: ...
+
+    def forget_subscriber(self, subscriber: Subscriber) -> None: ...
 
 
 class Subscription:
@@ -55,7 +70,7 @@ class Subscription:
 class Subscriber:
     """The live subscriptions of one connection; lives exactly as long as it."""
 
-    def __init__(self, bus: EventBus, write: Write, close_connection: Callable[[], None],
+    def __init__(self, bus: Source, write: Write, close_connection: Callable[[], None],
                  wrap: Wrap | None = None) -> None:
         self.bus = bus
         self._write = write

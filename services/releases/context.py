@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from services.git.mirrors import GitService
     from services.settings import Settings
     from services.ssh.client import SshService
+    from services.store import Store
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,16 @@ class LocalContext:
     project: Mapping[str, Any]
     facts: ReleaseFacts
     sink: LocalSink
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What a release run works with, built once by Services: the run gets this, never
+    all of Services, and hands each pipeline only its own slice (above)."""
+
+    settings: Settings
+    store: Store
+    git: GitService
+    ssh: SshService
+    artifacts: ArtifactService
+    executor: Executor

@@ -8,17 +8,15 @@ import contextlib
 import logging
 import re
 import time
-from typing import TYPE_CHECKING
 
 from services.build.artifacts import Artifact
 from services.git.mirrors import GitError
-from services.releases.context import HostContext, LocalContext, ReleaseFacts
-from services.releases.pipeline import LOCAL_STAGES, HostPipeline, LocalPipeline, StageFailed
+from services.releases.context import Engine, HostContext, LocalContext, ReleaseFacts
+from services.releases.local import LOCAL_STAGES, LocalPipeline
+from services.releases.pipeline import HostPipeline
 from services.releases.records import ReleaseRecord
+from services.releases.stages import StageFailed
 from services.releases.strategies import Strategy
-
-if TYPE_CHECKING:
-    from services import Services
 
 log = logging.getLogger("ferry.release")
 PREVIOUS = re.compile(r"releases/(\d+)")     # whole string: fullmatch only
@@ -27,15 +25,15 @@ PREVIOUS = re.compile(r"releases/(\d+)")     # whole string: fullmatch only
 class ReleaseRun:
     """Runs in this process while the release is active; the record is its memory."""
 
-    def __init__(self, services: Services, record: ReleaseRecord, project: dict,
+    def __init__(self, engine: Engine, record: ReleaseRecord, project: dict,
                  hosts: list[dict], strategy: Strategy) -> None:
-        self.services = services
+        self.engine = engine
         self.record = record
         self.release = record.release
         self.project = project
         self.hosts = {host["name"]: host for host in hosts}
         self.strategy = strategy
-        self.keep_releases = project.get("keep_releases") or services.settings.default_keep_releases
+        self.keep_releases = project.get("keep_releases") or engine.settings.default_keep_releases
         self.cancelled = asyncio.Event()
         self.stopping = asyncio.Event()
         self.promoted = asyncio.Event()
@@ -57,11 +55,11 @@ class ReleaseRun:
         return ReleaseFacts.of(self.release, self.project, self.keep_releases)
 
     def host_context(self) -> HostContext:
-        return HostContext(self.services.settings, self.services.ssh, self.facts(), self.record)
+        return HostContext(self.engine.settings, self.engine.ssh, self.facts(), self.record)
 
     def local_context(self) -> LocalContext:
-        s = self.services
-        return LocalContext(s.settings, s.git, s.artifacts, s.executor, self.project,
+        e = self.engine
+        return LocalContext(e.settings, e.git, e.artifacts, e.executor, self.project,
                             self.facts(), self.record)
 
     # -- control from the API -------------------------------------------------------
@@ -119,7 +117,7 @@ class ReleaseRun:
 
         The release's first step rather than part of starting it, so that starting a
         release never waits for a remote. False (and the reason recorded) if git fails."""
-        git = self.services.git
+        git = self.engine.git
         started = time.monotonic()
         try:
             await git.sync(self.project)
@@ -150,7 +148,7 @@ class ReleaseRun:
             return None
         self.release["artifact"] = {"sha256": artifact.sha256, "size": artifact.size,
                                     "cached": artifact.cached}
-        await self.services.store.releases.update_one(
+        await self.engine.store.releases.update_one(
             {"_id": self.release["_id"]}, {"$set": {"artifact": self.release["artifact"]}})
         return artifact
 

@@ -16,6 +16,7 @@ from services.errors import Conflict, Invalid, NotFound, Unavailable
 from services.git.refs import validate_ref
 from services.registry import validation as check
 from services.registry.hosts import natural_key
+from services.releases.context import Engine
 from services.releases.locks import ACTIVE, DeployLock
 from services.releases.records import ReleaseRecord, new_host_run, public_host_run, switched, tally
 from services.releases.run import ReleaseRun
@@ -24,7 +25,9 @@ from services.store import utcnow
 from services.team.auth import User
 
 if TYPE_CHECKING:
-    from services import Services
+    from services.events.bus import EventBus
+    from services.registry.hosts import HostService
+    from services.registry.projects import ProjectService
 
 log = logging.getLogger("ferry.releases")
 HOST_LOG_PAGE = 5000
@@ -48,10 +51,14 @@ def public_release(doc: dict) -> dict:
 class ReleaseService:
     """Owns the releases running in this process and the leases that prove it."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.settings = services.settings
-        self.store = services.store
+    def __init__(self, engine: Engine, events: EventBus, projects: ProjectService,
+                 hosts: HostService) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.store = engine.store
+        self.events = events
+        self.projects = projects
+        self.hosts = hosts
         self.locks = DeployLock(self.store, self.settings)
         self.runs: dict[int, tuple[ReleaseRun, asyncio.Task]] = {}
         self._lease_task: asyncio.Task | None = None
@@ -60,7 +67,7 @@ class ReleaseService:
     # -- lifetime -------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.services.events.register_topic("release:", self._topic_exists)
+        self.events.register_topic("release:", self._topic_exists)
         await self.recover(at_start=True)
         self._lease_task = asyncio.create_task(self._lease_loop(), name="release leases")
 
@@ -95,13 +102,13 @@ class ReleaseService:
     async def create(self, user: User, body: dict) -> dict:
         """A deploy of `ref` of a project to hosts; 409 if the project is locked."""
         take_over = check.boolean(body.get("take_over", False), "take_over")   # before git
-        project = await self.services.projects.get(_required(body, "project"))
+        project = await self.projects.get(_required(body, "project"))
         ref = _required(body, "ref")
         try:
             validate_ref(ref)
         except ValueError as error:
             raise Invalid(str(error)) from None
-        hosts = await self.services.hosts.select(body.get("hosts") or project.get("hosts"),
+        hosts = await self.hosts.select(body.get("hosts") or project.get("hosts"),
                                                  body.get("groups") or project.get("groups"))
         strategy = Strategy.parse(body.get("strategy") or project.get("strategy"))
         previous = await self.last_success(project["name"], project["environment"])
@@ -121,8 +128,8 @@ class ReleaseService:
             {"release_id": release_id, "state": {"$in": list(RETRYABLE)}})]
         if not names:
             raise Invalid(f"release {release_id} has no failed hosts to retry")
-        project = await self.services.projects.get(source["project"])
-        hosts = await self.services.hosts.select(names, None)
+        project = await self.projects.get(source["project"])
+        hosts = await self.hosts.select(names, None)
         strategy = Strategy.parse(source["strategy"])
         kind = "rollback" if source["kind"] == "rollback" else "retry"
         extra = {"retry_of": release_id, "target_release": source.get("target_release"),
@@ -134,8 +141,8 @@ class ReleaseService:
     async def rollback(self, user: User, release_id: int, to: int | None) -> dict:
         """Switch the hosts of a release back to an earlier release still kept on them."""
         source, target, names = await self._rollback_plan(release_id, to)
-        project = await self.services.projects.get(source["project"])
-        hosts = await self.services.hosts.select(names, None)
+        project = await self.projects.get(source["project"])
+        hosts = await self.hosts.select(names, None)
         # The same batches and parallelism, but no pauses, fail limit or auto-rollback.
         strategy = dataclasses.replace(Strategy.parse(source["strategy"]), pause_after=[],
                                        max_fail=None, auto_rollback=False)
@@ -204,9 +211,9 @@ class ReleaseService:
         except Exception:
             await self.locks.release(project["name"], environment, release_id)
             raise
-        record = ReleaseRecord(self.store, self.services.events, release, host_runs,
+        record = ReleaseRecord(self.store, self.events, release, host_runs,
                                self.settings)
-        run = ReleaseRun(self.services, record, project, hosts, strategy)
+        run = ReleaseRun(self.engine, record, project, hosts, strategy)
         task = asyncio.create_task(self._execute(run), name=f"release {release_id}")
         self.runs[release_id] = (run, task)
         return public_release(release)
@@ -220,7 +227,7 @@ class ReleaseService:
             if release["state"] != "paused":     # kept for the restart that resumes it
                 await self.locks.release(release["project"], release["environment"],
                                          release["_id"])
-            await self.services.hosts.record_results(release, list(run.record.hosts.values()))
+            await self.hosts.record_results(release, list(run.record.hosts.values()))
 
     # -- control --------------------------------------------------------------------
 
@@ -254,7 +261,7 @@ class ReleaseService:
     async def get(self, release_id: int) -> dict:
         """The release with every host's run (live from memory while it runs here), and
         `seq`: the event the snapshot is current to, for subscribing after it."""
-        seq = await self.services.events.head(f"release:{release_id}")
+        seq = await self.events.head(f"release:{release_id}")
         entry = self.runs.get(release_id)
         if entry is not None:
             # Memory changes before its event is published, so this snapshot already
@@ -273,7 +280,7 @@ class ReleaseService:
 
     async def list(self, project: str | None = None, limit: int = 50) -> dict:
         """Newest first, with the `wall` topic's seq to follow them live from."""
-        wall_seq = await self.services.events.head("wall")
+        wall_seq = await self.events.head("wall")
         query: dict[str, Any] = {"project": project} if project else {}
         cursor = self.store.releases.find(query, {"hosts": 0, "batches": 0}).sort(
             "_id", DESCENDING).limit(max(1, min(limit, 500)))
@@ -390,16 +397,16 @@ class ReleaseService:
                 {"$set": {"owner": self.settings.instance_id, "expires_at": lease}})
             if held is None:
                 await self.locks.acquire(doc["project"], doc["environment"], release_id, False)
-            project = await self.services.projects.get(doc["project"])
-            hosts = await self.services.hosts.select(doc["hosts"], None)
+            project = await self.projects.get(doc["project"])
+            hosts = await self.hosts.select(doc["hosts"], None)
             host_runs = {run["host"]: run async for run in self.store.host_runs.find(
                 {"release_id": release_id})}
             strategy = Strategy.parse(doc["strategy"])
         except Exception:
             log.exception("release %s cannot be resumed", release_id)
             return False
-        record = ReleaseRecord(self.store, self.services.events, doc, host_runs, self.settings)
-        run = ReleaseRun(self.services, record, project, hosts, strategy)
+        record = ReleaseRecord(self.store, self.events, doc, host_runs, self.settings)
+        run = ReleaseRun(self.engine, record, project, hosts, strategy)
         run.resume_after = doc["paused_after_batch"]
         task = asyncio.create_task(self._execute(run), name=f"release {release_id}")
         self.runs[release_id] = (run, task)
@@ -426,9 +433,9 @@ class ReleaseService:
         counts = tally(run["state"] for run in runs)
         await self.store.releases.update_one({"_id": doc["_id"]}, {"$set": {"counts": counts}})
         await self.locks.release(doc["project"], doc["environment"], doc["_id"])
-        await self.services.hosts.record_results(claimed, runs)
+        await self.hosts.record_results(claimed, runs)
         log.warning("release %s marked interrupted", doc["_id"])
-        await self.services.events.publish(f"release:{doc['_id']}", "release",
+        await self.events.publish(f"release:{doc['_id']}", "release",
                                            {"state": "interrupted", "counts": counts,
                                             "reason": claimed["reason"]})
 

@@ -15,7 +15,8 @@ import pytest_asyncio
 
 from services.build.artifacts import Artifact
 from services.releases.context import HostContext, ReleaseFacts
-from services.releases.pipeline import HostPipeline, StageFailed
+from services.releases.pipeline import HostPipeline
+from services.releases.stages import StageFailed
 from services.settings import Settings
 from services.ssh.client import SshService
 
