@@ -79,3 +79,16 @@ class DeployLock:
         """Let the lock go, only if `release_id` holds it."""
         await self.store.leases.delete_one(
             {"_id": f"deploy:{project}:{environment}", "release_id": release_id})
+
+    async def renew(self, release_ids: list[int]) -> None:
+        """Renew this instance's leases: its releases' ownership and their deploy locks."""
+        if not release_ids:
+            return
+        expires = utcnow() + timedelta(seconds=self.settings.lease_ttl_s)
+        owner = self.settings.instance_id
+        await self.store.releases.update_many(
+            {"_id": {"$in": release_ids}, "owner": owner},
+            {"$set": {"lease_expires_at": expires}})
+        await self.store.leases.update_many(
+            {"release_id": {"$in": release_ids}, "owner": owner},
+            {"$set": {"expires_at": expires}})

@@ -18,7 +18,8 @@ from services.registry import validation as check
 from services.registry.hosts import natural_key
 from services.releases.context import Engine
 from services.releases.locks import ACTIVE, DeployLock
-from services.releases.records import ReleaseRecord, new_host_run, public_host_run, switched, tally
+from services.releases.records import ReleaseRecord, new_host_run, public_host_run, switched
+from services.releases.recovery import interrupt
 from services.releases.run import ReleaseRun
 from services.releases.strategies import Strategy
 from services.store import utcnow
@@ -346,15 +347,7 @@ class ReleaseService:
                 log.exception("could not renew leases")
 
     async def renew_leases(self) -> None:
-        ids = list(self.runs)
-        if not ids:
-            return
-        expires = utcnow() + timedelta(seconds=self.settings.lease_ttl_s)
-        owner = self.settings.instance_id
-        await self.store.releases.update_many(
-            {"_id": {"$in": ids}, "owner": owner}, {"$set": {"lease_expires_at": expires}})
-        await self.store.leases.update_many(
-            {"release_id": {"$in": ids}, "owner": owner}, {"$set": {"expires_at": expires}})
+        await self.locks.renew(list(self.runs))
 
     # -- crash recovery -------------------------------------------------------------
 
@@ -375,7 +368,7 @@ class ReleaseService:
             if doc["state"] == "paused" and (doc.get("strategy") or {}).get("vote") and (
                     await self._resume(doc["_id"])):
                 continue
-            await self._interrupt(doc)
+            await interrupt(doc, self.store, self.locks, self.hosts, self.events)
 
     async def _resume(self, release_id: int) -> bool:
         """Take up a release its Ferry left paused for a vote: still paused, with its
@@ -414,30 +407,6 @@ class ReleaseService:
                     run.resume_after)
         return True
 
-    async def _interrupt(self, doc: dict) -> None:
-        now = utcnow()
-        claimed = await self.store.releases.find_one_and_update(
-            {"_id": doc["_id"], "state": {"$in": list(ACTIVE)}},
-            {"$set": {"state": "interrupted", "finished_at": now,
-                      "reason": "the Ferry process running it stopped"}},
-            return_document=ReturnDocument.AFTER)
-        if claimed is None:
-            return
-        await self.store.host_runs.update_many(
-            {"release_id": doc["_id"], "state": "running"},
-            {"$set": {"state": "interrupted", "reason": "Ferry stopped while this host ran"}})
-        # The dead owner's counts lag its host runs; the host runs are what is known.
-        runs = [run async for run in self.store.host_runs.find(
-            {"release_id": doc["_id"]}, {"host": 1, "state": 1, "started_at": 1,
-                                         "finished_at": 1})]
-        counts = tally(run["state"] for run in runs)
-        await self.store.releases.update_one({"_id": doc["_id"]}, {"$set": {"counts": counts}})
-        await self.locks.release(doc["project"], doc["environment"], doc["_id"])
-        await self.hosts.record_results(claimed, runs)
-        log.warning("release %s marked interrupted", doc["_id"])
-        await self.events.publish(f"release:{doc['_id']}", "release",
-                                           {"state": "interrupted", "counts": counts,
-                                            "reason": claimed["reason"]})
 
 
 def _required(body: dict, key: str) -> str:
