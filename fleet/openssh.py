@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -46,12 +45,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.base import USER, FleetBase, HostBase, serve_until_signalled
 from fleet.cpuacct import CpuGroup, descendants, tree_cpu_ms
 from fleet.hostexec import FleetError
-from fleet.simulator import _load_or_make_key, _public_line, host_address
+from fleet.simulator import _load_or_make_key, _public_line
 
 SSHD = "/usr/sbin/sshd"
-USER = "deploy"
 FIRST_ADDRESS = (200, 1)  # 127.0.200.1 on: the simulator starts at 127.0.1.1
 START_TIMEOUT_S = 30.0
 STOP_WAIT_S = 5.0
@@ -121,17 +120,9 @@ def _free_port(address: str) -> int:
 
 
 @dataclass(eq=False)
-class FleetHost:
+class FleetHost(HostBase):
     """One OpenSSH host: its address, key, files and its sshd master."""
 
-    index: int
-    name: str
-    address: str
-    root: Path
-    key_path: Path
-    port: int = 0
-    public_key: str = ""
-    fingerprint: str = ""
     process: subprocess.Popen | None = None
 
     @property
@@ -167,40 +158,25 @@ class FleetHost:
             return []
         return [c.decode(errors="replace") for c in data.split(b"\0")[:-1]]
 
-    def document(self, user: str, key_path: Path) -> dict:
-        """The host as Ferry stores it."""
-        return {"name": self.name, "address": self.address, "port": self.port,
-                "user": user, "key_path": str(key_path), "jump_host": None}
 
 
-class Fleet:
+class Fleet(FleetBase):
     """N OpenSSH servers on 127.0.x.y, each with its own key and filesystem."""
+
+    host_class = FleetHost
+    hosts: list[FleetHost]
 
     def __init__(self, root: Path, count: int, *, name_prefix: str = "host",
                  first_address: tuple[int, int] = FIRST_ADDRESS, user: str = USER,
                  log_commands: bool = False) -> None:
         if user != USER:
             raise FleetError(f"the OpenSSH fleet's user is {USER!r}")
-        self.root = Path(root).resolve()
-        self.user = user
+        super().__init__(root, count, name_prefix=name_prefix, first_address=first_address,
+                         user=user)
         self.log_commands = log_commands
-        self.client_key_path = self.root / ".fleet" / "client_key"
-        self.client_public_key = ""
         self.version = ""
         self.uid = 0
         self.cgroup: CpuGroup | None = None
-        self.hosts = [
-            FleetHost(i, f"{name_prefix}-{i}", host_address(i, first_address),
-                      self.root / f"{name_prefix}-{i}",
-                      self.root / ".fleet" / f"{name_prefix}-{i}.host_key")
-            for i in range(count)]
-
-    async def __aenter__(self) -> Fleet:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         if os.geteuid() != 0:
@@ -345,42 +321,20 @@ class Fleet:
         return tree_cpu_ms(self.pids())
 
     # --- helpers for tests, as fleet/simulator.py's ------------------------------------
-    def host_path(self, i: int, path: str) -> Path:
-        """The real path on disk of `path` (under /srv) as host i sees it."""
-        rel = os.path.normpath(path)
-        if rel != "/srv" and not rel.startswith("/srv/"):
-            raise ValueError(f"only /srv is private to a host, not {path}")
-        return self.hosts[i].root / rel.lstrip("/")
-
-    def host_document(self, i: int) -> dict:
-        return self.hosts[i].document(self.user, self.client_key_path)
-
-    def known_hosts_text(self) -> str:
-        return "".join(f"[{h.address}]:{h.port} {h.public_key}\n" for h in self.hosts)
-
     def manifest(self) -> dict:
+        manifest = super().manifest()
+        for entry, host in zip(manifest["hosts"], self.hosts, strict=True):
+            entry["log"] = str(host.log_path)
         return {"kind": "openssh", "version": self.version,
-                "client_key": str(self.client_key_path), "user": self.user,
                 "cgroup": str(self.cgroup.path) if self.cgroup else None, "pids": self.pids(),
-                "hosts": [{"name": h.name, "address": h.address, "port": h.port,
-                           "public_key": h.public_key, "fingerprint": h.fingerprint,
-                           "root": str(h.root), "log": str(h.log_path)} for h in self.hosts]}
+                **manifest}
 
 
 async def _main(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     root = Path(args.root)
     manifest = Path(args.manifest) if args.manifest else root / "fleet.json"
-    async with Fleet(root, args.hosts, name_prefix=args.name_prefix,
-                     log_commands=args.log_commands) as fleet:
-        tmp = manifest.with_name(manifest.name + ".tmp")
-        tmp.write_text(json.dumps(fleet.manifest(), indent=1))
-        os.replace(tmp, manifest)
-        print("fleet ready", flush=True)
-        await stop.wait()
+    await serve_until_signalled(Fleet(root, args.hosts, name_prefix=args.name_prefix,
+                                      log_commands=args.log_commands), manifest)
 
 
 def main(argv: list[str] | None = None) -> None:

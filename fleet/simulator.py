@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import json
 import os
 import signal
 import sys
@@ -39,9 +38,9 @@ from pathlib import Path
 
 import asyncssh
 
+from fleet.base import USER, FleetBase, HostBase, serve_until_signalled
 from fleet.hostexec import FleetError, _Child, _ExecSession, _pipe
 
-USER = "deploy"
 PR_SET_PDEATHSIG = 1
 STOP_WAIT_S = 5.0  # Fleet.stop waits this long for commands to end
 # Per-channel receive window: what a client may send ahead. asyncssh's 2 MiB default
@@ -51,17 +50,6 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NS_SCRIPT = 'mount --bind "$0" /srv || exit 1; echo ok; read _'
 
 
-
-
-def host_address(index: int, first_address: tuple[int, int] = (1, 1)) -> str:
-    """127.0.x.y of host `index`: y runs 1..250, then x moves on by one."""
-    x, y = first_address
-    y += index
-    x += (y - 1) // 250
-    y = (y - 1) % 250 + 1
-    if x > 255:
-        raise FleetError(f"host {index} is past 127.0.255.250")
-    return f"127.0.{x}.{y}"
 
 
 def _load_or_make_key(path: Path) -> asyncssh.SSHKey:
@@ -85,17 +73,9 @@ def _public_line(key: asyncssh.SSHKey) -> str:
 
 
 @dataclass(eq=False)
-class FleetHost:
+class FleetHost(HostBase):
     """One simulated host, its instrumentation and its fault switches."""
 
-    index: int
-    name: str
-    address: str
-    root: Path
-    key_path: Path
-    port: int = 0
-    public_key: str = ""
-    fingerprint: str = ""
     connections_total: int = 0
     commands: int = 0
     refuse_auth: bool = False
@@ -109,11 +89,6 @@ class FleetHost:
         self._key = key
         self.public_key = _public_line(key)
         self.fingerprint = key.get_fingerprint("sha256")
-
-    def document(self, user: str, key_path: Path) -> dict:
-        """The host as Ferry stores it."""
-        return {"name": self.name, "address": self.address, "port": self.port,
-                "user": user, "key_path": str(key_path), "jump_host": None}
 
 
 class _HostServer(asyncssh.SSHServer):
@@ -150,30 +125,19 @@ class _HostServer(asyncssh.SSHServer):
         return any(h.address == dest_host and h.port == dest_port for h in self._fleet.hosts)
 
 
-class Fleet:
+class Fleet(FleetBase):
     """N real SSH servers on 127.0.x.y, each with its own key and filesystem."""
+
+    host_class = FleetHost
+    hosts: list[FleetHost]
 
     def __init__(self, root: Path, count: int, *, name_prefix: str = "host",
                  first_address: tuple[int, int] = (1, 1), user: str = USER) -> None:
-        self.root = Path(root).resolve()
-        self.user = user
-        self.client_key_path = self.root / ".fleet" / "client_key"
-        self.client_public_key = ""
+        super().__init__(root, count, name_prefix=name_prefix, first_address=first_address,
+                         user=user)
         self.client_public_data = b""
         self.children: set[_Child] = set()
         self.starting: set[asyncio.Task] = set()  # commands being started
-        self.hosts = [
-            FleetHost(i, f"{name_prefix}-{i}", host_address(i, first_address),
-                      self.root / f"{name_prefix}-{i}",
-                      self.root / ".fleet" / f"{name_prefix}-{i}.host_key")
-            for i in range(count)]
-
-    async def __aenter__(self) -> Fleet:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         if os.geteuid() != 0:
@@ -252,25 +216,6 @@ class Fleet:
             await self._listen(host)
 
     # --- helpers for tests -----------------------------------------------------------
-    def host_path(self, i: int, path: str) -> Path:
-        """The real path on disk of `path` (under /srv) as host i sees it."""
-        rel = os.path.normpath(path)
-        if rel != "/srv" and not rel.startswith("/srv/"):
-            raise ValueError(f"only /srv is private to a host, not {path}")
-        return self.hosts[i].root / rel.lstrip("/")
-
-    def host_document(self, i: int) -> dict:
-        return self.hosts[i].document(self.user, self.client_key_path)
-
-    def known_hosts_text(self) -> str:
-        return "".join(f"[{h.address}]:{h.port} {h.public_key}\n" for h in self.hosts)
-
-    def manifest(self) -> dict:
-        return {"client_key": str(self.client_key_path), "user": self.user,
-                "hosts": [{"name": h.name, "address": h.address, "port": h.port,
-                           "public_key": h.public_key, "fingerprint": h.fingerprint,
-                           "root": str(h.root)} for h in self.hosts]}
-
     def command_env(self, host: FleetHost) -> dict:
         return {"HOME": str(host.root), "USER": self.user, "LOGNAME": self.user,
                 "PATH": PATH, "SHELL": "/bin/bash",
@@ -331,18 +276,10 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     root = Path(args.root)
     manifest = Path(args.manifest) if args.manifest else root / "fleet.json"
-    async with Fleet(root, args.hosts, name_prefix=args.name_prefix) as fleet:
-        tmp = manifest.with_name(manifest.name + ".tmp")
-        tmp.write_text(json.dumps(fleet.manifest(), indent=1))
-        os.replace(tmp, manifest)
-        print("fleet ready", flush=True)
-        await stop.wait()
+    await serve_until_signalled(Fleet(root, args.hosts, name_prefix=args.name_prefix),
+                                manifest)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.simulator import Fleet, host_address
+from fleet.base import host_address
+from fleet.simulator import Fleet
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parent.parent
