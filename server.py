@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import ipaddress
 import logging
 import os
 import secrets
@@ -49,6 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-file-urls", action="store_true",
                         help="let projects use file:// repository URLs and local paths on "
                              "this server (off by default; --demo turns it on)")
+    parser.add_argument("--allow-private-remotes", action="store_true",
+                        help="let repository URLs reach loopback, private and link-local "
+                             "addresses (refused by default)")
+    parser.add_argument("--allow-network", action="append", default=[], type=_network,
+                        metavar="CIDR", help="a network repository URLs may reach even "
+                        "though it is private, e.g. 10.20.0.0/16 for an internal git "
+                        "server (repeatable)")
     parser.add_argument("--demo", action="store_true",
                         help="start a demo fleet of local SSH hosts and register a demo "
                              "project with a few tagged versions")
@@ -93,6 +101,15 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     # The path only: a query string can carry a token or a password.
     log.log(level, "%d %s %s (%s%s) %.1fms", status, handler.request.method,
             handler.request.path, who, address, ms)
+
+
+def _network(text: str) -> str:
+    """A CIDR for --allow-network, checked at start-up rather than at the first fetch."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network: {text!r} (e.g. 10.20.0.0/16)") \
+            from None
 
 
 def make_app(services: Services) -> tornado.web.Application:
@@ -152,6 +169,8 @@ async def serve(args: argparse.Namespace) -> None:
                         mongo_url=args.mongo_url, db_name=args.db_name, demo=args.demo,
                         exclusive_db=args.mongo_url is None,
                         git_allow_file_urls=args.demo or args.allow_file_urls,
+                        outbound_allow_private=args.allow_private_remotes,
+                        outbound_allow_cidrs=tuple(args.allow_network),
                         cookie_secret=cookie_secret(data_dir),
                         instance_id=f"{socket.gethostname()}:{os.getpid()}")
     stop = asyncio.Event()
