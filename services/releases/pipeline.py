@@ -168,6 +168,8 @@ class HostPipeline:
                     raise StageFailed("verify: the health check ended without a status")
                 status = statuses[0]
             if status == 0:
+                self.sink.log(self.name, "verify",
+                              f"health check passed (attempt {attempt}/{retries})")
                 return
             self.log(f"health check attempt {attempt}/{retries} failed (status {status})")
             status = None

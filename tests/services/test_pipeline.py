@@ -187,7 +187,8 @@ async def test_verify_retries_until_the_check_passes_then_prunes(ssh, fleet, tmp
     before = fleet.hosts[0].commands
     sink = await deploy(ssh, fleet, tmp_path, 1, health_check=check)
     assert sink.logged("verify") == ["health check attempt 1/3 failed (status 1)",
-                                     "health check attempt 2/3 failed (status 1)"]
+                                     "health check attempt 2/3 failed (status 1)",
+                                     "health check passed (attempt 3/3)"]
     assert sink.ended()[-2:] == [("verify", "ok"), ("prune", "ok")]
     assert fleet.hosts[0].commands - before == 4
 
