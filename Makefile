@@ -49,6 +49,9 @@ bench: install
 	$(PY) -m bench.host_cost --artifact-mb 5 --samples 3
 	$(PY) -m bench.fanout --clients 1000 --rate 2000 --seconds 10
 	$(PY) -m bench.console --hosts 500
+	$(PY) -m bench.chat
+	$(PY) -m bench.wall --hosts 2000
+	$(PY) -m bench.durability
 
 clean:
 	rm -rf $(VENV) node_modules $(DEMO_DIR) test-artifacts
