@@ -17,6 +17,7 @@ import pathlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import asyncssh
 
@@ -168,7 +169,7 @@ class HostSession:
         """
         chunk = self._settings.ssh_upload_chunk_bytes
         try:
-            f = await asyncio.to_thread(open, source, "rb")
+            f = await _open_for_reading(source)
         except OSError as exc:
             raise SshError(f"cannot read {source}: {exc.strerror}") from None
         with f:
@@ -182,6 +183,22 @@ class HostSession:
                 except BrokenPipeError:  # the command ended without reading it all
                     return
                 await session.writable()
+
+
+async def _open_for_reading(path: pathlib.Path) -> BinaryIO:
+    """Open `path` in a thread. Cancelled meanwhile (a cancelled release), the thread still
+    opens it: the file is then closed as soon as it is open, never left to leak."""
+    opening = asyncio.ensure_future(asyncio.to_thread(open, path, "rb"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def _decided(send_when: Awaitable[bool], session: _CommandSession) -> bool:
