@@ -18,6 +18,7 @@ from tests.deploykit import (
     register_fleet,
     register_project,
 )
+from tests.pids import pid_gone
 
 pytestmark = pytest.mark.slow
 
@@ -40,18 +41,6 @@ async def host_log(api, release: dict, host: str = "host-0") -> list[str]:
     assert status == 200, page
     return [line["line"] for line in page["lines"]]
 
-
-async def gone(pid: int) -> bool:
-    """Waits until `pid` is dead (a zombie counts: killed, waiting for its new parent)."""
-    for _ in range(200):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 # -- the hook's environment --------------------------------------------------------------
@@ -101,7 +90,7 @@ async def test_a_nohup_child_of_a_host_hook_is_killed_when_the_hook_ends(api, fl
                                        f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}")
     release = await deploy_and_wait(api, "v1")
     assert release["state"] == "succeeded", release
-    assert await gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 async def test_a_nohup_child_of_a_local_hook_is_killed_when_the_hook_ends(
@@ -110,7 +99,7 @@ async def test_a_nohup_child_of_a_local_hook_is_killed_when_the_hook_ends(
     await set_hooks(api, after_checkout=f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}")
     release = await deploy_and_wait(api, "v1")
     assert release["state"] == "succeeded", release
-    assert await gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 async def test_a_child_holding_a_local_hooks_output_does_not_hold_the_release(
@@ -119,7 +108,7 @@ async def test_a_child_holding_a_local_hooks_output_does_not_hold_the_release(
     await set_hooks(api, before_checkout=f"sleep 300 & echo $! > {pid_file}; echo built")
     release = await deploy_and_wait(api, "v1")
     assert release["state"] == "succeeded", release
-    assert await gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 async def test_cancelling_a_release_kills_the_running_hooks_children(api, fleet, tmp_path):
@@ -134,7 +123,7 @@ async def test_cancelling_a_release_kills_the_running_hooks_children(api, fleet,
         await asyncio.sleep(0.05)
     status, _ = await api.post(f"/api/releases/{release['id']}/cancel")
     assert status in (200, 202)
-    assert await gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 # -- what the release tree could hold ----------------------------------------------------

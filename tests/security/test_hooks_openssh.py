@@ -4,7 +4,6 @@ a hook's leftover processes are killed, a symlinked deploy path is refused."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from fleet import openssh
 from services.releases import remote
 from services.settings import Settings
 from services.ssh.client import SshError, SshService
+from tests.pids import pid_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 PATH = Settings().hook_path
@@ -35,17 +35,6 @@ async def session(tmp_path: Path, sshd):
     ssh.close()
 
 
-async def gone(pid: int) -> bool:
-    for _ in range(200):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
 
 async def test_a_nohup_child_of_a_hook_does_not_outlive_it_on_openssh(session, sshd):
     script = "nohup sleep 300 >/dev/null 2>&1 & echo $! > /srv/child.pid; echo started"
@@ -53,7 +42,7 @@ async def test_a_nohup_child_of_a_hook_does_not_outlive_it_on_openssh(session, s
     result = await session.run(remote.hook(script, "/srv", {}, PATH), timeout=30,
                                on_line=lines.append)
     assert (result.exit_status, lines) == (0, ["started"])
-    assert await gone(int(sshd.host_path(0, "/srv/child.pid").read_text()))
+    assert await pid_gone(int(sshd.host_path(0, "/srv/child.pid").read_text()))
 
 
 async def test_a_hook_past_its_timeout_is_killed_with_its_children_on_openssh(session, sshd):
@@ -62,7 +51,7 @@ async def test_a_hook_past_its_timeout_is_killed_with_its_children_on_openssh(se
         await session.run(remote.hook(script, "/srv", {}, PATH), timeout=2)
     pid_file = sshd.host_path(0, "/srv/child.pid")
     assert pid_file.exists()
-    assert await gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 async def test_a_symlinked_deploy_path_is_refused_on_openssh(session, sshd):

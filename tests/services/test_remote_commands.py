@@ -18,6 +18,7 @@ from fleet.simulator import Fleet
 from services.releases import remote
 from services.settings import Settings
 from services.ssh.client import SshService
+from tests.pids import pid_gone
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 DEPLOY = "/srv/app"
@@ -218,25 +219,13 @@ async def test_a_missing_deploy_path_is_created_as_real_directories(session, fle
 
 # -- hooks -------------------------------------------------------------------------------
 
-async def _pid_gone(pid: int) -> bool:
-    """Waits until `pid` is dead (or a zombie: killed, not yet reaped by its new parent)."""
-    for _ in range(200):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
 
 async def test_a_hooks_nohup_child_does_not_outlive_the_hook(session, tmp_path):
     pid_file = tmp_path / "child.pid"
     script = f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}; echo started"
     status, lines = await run(session, remote.hook(script, "/", {}, PATH))
     assert (status, lines) == (0, ["started"])
-    assert await _pid_gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 async def test_a_hook_that_times_out_is_killed_with_its_children(session, tmp_path):
@@ -248,7 +237,7 @@ async def test_a_hook_that_times_out_is_killed_with_its_children(session, tmp_pa
         if pid_file.exists():
             break
         await asyncio.sleep(0.05)
-    assert await _pid_gone(int(pid_file.read_text()))
+    assert await pid_gone(int(pid_file.read_text()))
 
 
 async def test_a_hooks_exit_status_is_the_commands(session):
