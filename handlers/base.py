@@ -18,6 +18,7 @@ from handlers.access import UserError, public
 from handlers.locale import LOCALE_COOKIE, cookie_locale
 from services import Services
 from services.errors import FerryError
+from services.team.audit import Actor
 from services.team.auth import User
 
 log = logging.getLogger("ferry.web")
@@ -168,6 +169,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def get_current_user(self) -> User | None:
         return getattr(self, "_user", None)
+
+    def actor(self) -> Actor:
+        """Who is acting in this request, for the audit log."""
+        user = self.current_user
+        via = getattr(user, "via", None) or ("token" if self.token_auth else "page")
+        return Actor(user.name if user else "anonymous", self.client_address(), via)
+
+    async def audit(self, action: str, target: str = "", *, project: str | None = None,
+                    details: dict[str, Any] | None = None) -> None:
+        """Append this request's action to the audit log (after it succeeded)."""
+        await self.services.audit.record(self.actor(), action, target, project=project,
+                                         details=details)
 
     def check_xsrf_cookie(self) -> None:
         # A bearer token cannot be sent by a third-party page, so it needs no XSRF token.

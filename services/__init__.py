@@ -24,6 +24,7 @@ class Services:
         from services.releases.context import Engine
         from services.releases.service import ReleaseService
         from services.ssh.client import SshService
+        from services.team.audit import AuditLog
         from services.team.auth import AuthService
         from services.team.throttle import SigninThrottle
         from services.wall import WallService
@@ -37,6 +38,7 @@ class Services:
         self.git_executor = ThreadPoolExecutor(settings.git_threads, thread_name_prefix="ferry-git")
         self.auth_executor = ThreadPoolExecutor(settings.auth_threads,
                                                 thread_name_prefix="ferry-auth")
+        self.audit = AuditLog(store)
         self.auth = AuthService(store, self.auth_executor, settings.session_ttl_s,
                                 SigninThrottle(settings))
         self.events = EventBus(settings, store)

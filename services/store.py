@@ -47,6 +47,7 @@ class Store:
         self.leases = self.db.leases
         self.counters = self.db.counters
         self.chat = self.db.chat
+        self.audit = self.db.audit
 
     async def ensure_indexes(self) -> None:
         """Create every index Ferry's queries rely on (idempotent)."""
@@ -65,6 +66,8 @@ class Store:
                                            ("seq", ASCENDING)])
         await self.events.create_index([("topic", ASCENDING), ("first_seq", ASCENDING)],
                                        unique=True)
+        await self.audit.create_index([("actor", ASCENDING), ("_id", DESCENDING)])
+        await self.audit.create_index([("project", ASCENDING), ("_id", DESCENDING)])
 
     async def next_id(self, name: str) -> int:
         """A strictly increasing integer per counter name (atomic in the database)."""
