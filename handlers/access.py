@@ -1,4 +1,13 @@
-"""Every verb is marked @public or @requires(role); the app refuses to start otherwise."""
+"""Every verb is marked @public, @requires(role), @on_project(action) or
+@on_release(action); the app refuses to start otherwise.
+
+`requires` checks the global role only (hosts, users, creating projects, and lists that
+each service filters by what the user may see). A verb that acts on one project says so
+with `on_project` (the project's name is the route's first argument) or `on_release`
+(the release id is), and the check is the one of services/team/access.py: a project the
+user has no role on answers 404, as if it did not exist; one they see but may not act on
+answers 403.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,8 @@ from collections.abc import Callable
 
 import tornado.web
 
+from services.releases.service import parse_release_id
+from services.team.access import ACTIONS
 from services.team.auth import ROLES
 
 
@@ -53,6 +64,50 @@ def requires(role: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def _scoped(action: str, resolve: Callable) -> Callable[[Callable], Callable]:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        async def wrapper(self, scope: str, *args, **kwargs):
+            if self.current_user is None:
+                return self.deny_anonymous()
+            await resolve(self, scope, action)
+            result = method(self, scope, *args, **kwargs)
+            if result is not None and hasattr(result, "__await__"):
+                result = await result
+            return result
+
+        setattr(wrapper, ACCESS_ATTR, f"{resolve.__name__}:{action}")
+        return wrapper
+
+    return decorate
+
+
+async def _project(handler, name: str, action: str) -> None:
+    handler.project_role = await handler.services.access.require(
+        handler.current_user, name, action)
+
+
+async def _release(handler, release_id: str, action: str) -> None:
+    handler.release_project, handler.project_role = await handler.services.access.release_role(
+        handler.current_user, parse_release_id(release_id), action)
+
+
+def on_project(action: str) -> Callable[[Callable], Callable]:
+    """Let the verb run only for a signed-in user who may do `action` on the project named
+    by the route's first argument (sets `self.project_role`)."""
+    return _scoped(action, _project)
+
+
+def on_release(action: str) -> Callable[[Callable], Callable]:
+    """Let the verb run only for a signed-in user who may do `action` on the project of
+    the release whose id is the route's first argument (sets `self.release_project` and
+    `self.project_role`)."""
+    return _scoped(action, _release)
+
+
 def check_routes(routes: list) -> None:
     """Raise at start-up when a routed handler has a verb with no access mark."""
     for route in routes:
@@ -67,4 +122,5 @@ def check_routes(routes: list) -> None:
                 continue
             if not hasattr(method, ACCESS_ATTR):
                 raise RuntimeError(
-                    f"{handler.__name__}.{verb} has no @public or @requires(role) mark")
+                    f"{handler.__name__}.{verb} has no @public, @requires(role), "
+                    "@on_project(action) or @on_release(action) mark")

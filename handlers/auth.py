@@ -29,10 +29,12 @@ class LoginHandler(BaseHandler):
             self.render("login.html", error=str(error), next_url=self._next_url())
             return
         if user is None:
+            await self.audit("auth.signin_failed", name, actor="anonymous", via="page")
             self.set_status(403)
             self.render("login.html", error="wrong name or password", next_url=self._next_url())
             return
         token = await self.services.auth.create_session(user)
+        await self.audit("auth.signin", user.name, actor=user.name, via="page")
         self.set_signed_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax",
                                expires_days=self.services.settings.session_ttl_s / 86400)
         self.redirect(self._next_url())
@@ -47,25 +49,52 @@ class LogoutHandler(BaseHandler):
         session = self.get_signed_cookie(SESSION_COOKIE)
         if session:
             await self.services.auth.end_session(session.decode())
+            if self.current_user is not None:
+                await self.audit("auth.signout", self.current_user.name)
         self.clear_cookie(SESSION_COOKIE)
         self.redirect("/login")
 
 
 class MeHandler(ApiHandler):
-    @requires("viewer")
-    def get(self) -> None:
-        self.write_json(self.current_user.to_json())
+    @requires("member")
+    async def get(self) -> None:
+        """Who I am, with my role on each project I am a member of."""
+        user = self.current_user
+        self.write_json({**user.to_json(),
+                         "projects": await self.services.access.roles_of(user)})
 
 
 class TokensHandler(ApiHandler):
-    @requires("viewer")
+    """My API tokens: list them (never their secrets), or create one (its secret is in
+    this answer only)."""
+
+    @requires("member")
+    async def get(self) -> None:
+        self.write_json({"tokens": await self.services.auth.tokens.list(
+            self.current_user.name)})
+
+    @requires("member")
     async def post(self) -> None:
-        body = self.get_json_body()
-        note = body.get("note", "")
-        if not isinstance(note, str):
-            raise UserError(400, "note must be a string")
-        token = await self.services.auth.create_token(self.current_user, note)
-        self.write_json({"token": token, "user": self.current_user.name}, status=201)
+        token = await self.services.auth.tokens.issue(self.current_user.name,
+                                                      self.get_json_body())
+        await self.audit("token.create", token["name"] or str(token["id"]), details={
+            "id": token["id"], "name": token["name"], "expires_at": token["expires_at"]})
+        self.set_header("Location", f"/api/tokens/{token['id']}")
+        self.write_json(token, status=201)
+
+
+class TokenHandler(ApiHandler):
+    """DELETE one of my tokens: refused from the next request on."""
+
+    @requires("member")
+    async def delete(self, token_id: str) -> None:
+        if len(token_id) > 18:
+            raise UserError(404, f"no token {token_id[:20]}")
+        token = await self.services.auth.tokens.revoke(self.current_user.name, int(token_id))
+        await self.audit("token.revoke", token["name"] or str(token["id"]),
+                         details={"id": token["id"], "name": token["name"]})
+        self.set_status(204)
+        self.finish()
 
 
 class SessionApiHandler(ApiHandler):
@@ -79,8 +108,11 @@ class SessionApiHandler(ApiHandler):
             raise UserError(400, "name and password are required strings")
         user = await self.services.auth.sign_in(name[:64], password, self.client_address())
         if user is None:
+            await self.audit("auth.signin_failed", name[:64], actor="anonymous", via="api")
             raise UserError(403, "wrong name or password")
         token = await self.services.auth.create_token(user, "password login")
+        await self.audit("auth.signin", user.name, actor=user.name, via="api",
+                         details={"token": "password login"})
         self.write_json({"token": token, "user": user.name}, status=201)
 
     def check_xsrf_cookie(self) -> None:
