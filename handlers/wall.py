@@ -24,6 +24,7 @@ from handlers.events import EventsHandler
 from handlers.locale import translations
 from handlers.ws import MAX_SEQ, EventSocketHandler
 from services.errors import FerryError
+from services.team.audit import Actor
 from services.team.auth import User
 from services.wall.links import LinkRevoked
 
@@ -37,6 +38,10 @@ class WallAccess:
     """Who is looking at the wall: a signed-in user, or a wall link (`wall_link`)."""
 
     wall_link: dict | None = None
+    # The wall shows every project's hosts and releases: a signed-in user needs a global
+    # role that sees every project (viewer or above). A wall link, made by an admin,
+    # shows it all. (The vote screen, one release's, sets this False.)
+    whole_fleet = True
 
     def _wall_token(self) -> str | None:
         header = self.request.headers.get("Authorization", "")
@@ -49,6 +54,9 @@ class WallAccess:
         """The user, or LINK_USER for a valid wall link; 401, or `revoked_status` when
         the link was revoked."""
         if self.current_user is not None:
+            if self.whole_fleet and not self.current_user.can("viewer"):
+                raise UserError(403, "the wall shows every project: it needs the viewer "
+                                "role, or a wall link")
             return self.current_user
         token = self._wall_token()
         try:
@@ -59,6 +67,10 @@ class WallAccess:
             raise UserError(401, "sign in, or open the wall through a wall link")
         self.wall_link = link
         await self.services.wall.links.touch(link)
+        await self.services.audit.record_every(
+            f"wall_link.use:{link['_id']}", self.services.settings.audit_wall_link_use_every_s,
+            Actor(f"wall-link:{link['_id']}", self.client_address(), "wall-link"),
+            "wall_link.use", str(link["_id"]), details={"name": link.get("name")})
         return LINK_USER
 
 
@@ -228,6 +240,8 @@ class WallLinksHandler(ApiHandler):
     async def post(self) -> None:
         link = await self.services.wall.links.create(self.current_user.name,
                                                       self.get_json_body())
+        await self.audit("wall_link.create", link["id"], details={
+            "name": link["name"], "show_chat": link["show_chat"]})
         self.set_header("Location", f"/api/wall/links/{link['id']}")
         self.write_json(link, 201)
 
@@ -239,4 +253,6 @@ class WallLinkHandler(ApiHandler):
     async def delete(self, link_id: str) -> None:
         if len(link_id) > 12:
             raise UserError(404, "no such wall link")
-        self.write_json(await self.services.wall.links.revoke(int(link_id)))
+        link = await self.services.wall.links.revoke(int(link_id))
+        await self.audit("wall_link.revoke", link["id"], details={"name": link["name"]})
+        self.write_json(link)

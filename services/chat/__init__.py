@@ -2,12 +2,14 @@
 
 Owns: room names and who may read or write them (`rooms.py`), messages and their limits
 (`messages.py`), what Ferry says about releases (`narrator.py`), `/commands`
-(`commands.py`) and votes (`votes.py`, state in the `votes` collection).
+(`commands.py`), votes (`votes.py`, state in the `votes` collection) and what a
+big-screen vote page is sent (`screen.py`).
 
 May import: services.events (every message is an event on `chat:<room>`, published
 through the bus: the same seq, cursor, transports and storage as everything else),
 services.releases (to promote, cancel and roll back, exactly as the API does),
-services.team (users and roles), services.store, services.settings, services.errors.
+services.team (users, roles and who may do what on which project), services.store,
+services.settings, services.errors.
 Nothing here imports Tornado.
 """
 
@@ -19,6 +21,7 @@ from services.chat.commands import Commands, is_command
 from services.chat.messages import Messages
 from services.chat.narrator import Narrator
 from services.chat.rooms import Rooms
+from services.chat.screen import VoteScreen
 from services.chat.votes import Votes
 from services.settings import Settings
 from services.store import Store
@@ -27,18 +30,23 @@ from services.team.auth import User
 if TYPE_CHECKING:
     from services.events.bus import EventBus
     from services.releases.service import ReleaseService
+    from services.team.access import Access
+    from services.team.audit import AuditLog
 
 
 class ChatService:
     """Rooms, messages, commands, votes and the narrator, wired to the bus and releases."""
 
     def __init__(self, settings: Settings, store: Store, events: EventBus,
-                 releases: ReleaseService) -> None:
+                 releases: ReleaseService, access: Access,
+                 audit: AuditLog | None = None) -> None:
         self.events = events
-        self.rooms = Rooms(store)
+        self.rooms = Rooms(store, access)
         self.messages = Messages(settings, events, self.rooms)
-        self.votes = Votes(settings, store, events, releases, self.messages)
-        self.commands = Commands(releases, self.votes, self.messages, self.rooms)
+        self.votes = Votes(settings, store, events, releases, self.messages, access, audit)
+        self.screen = VoteScreen(releases, self.votes, self.messages,
+                                 settings.vote_screen_chat_lines)
+        self.commands = Commands(releases, self.votes, self.messages, self.rooms, access)
         self.narrator = Narrator(settings, store, events, self.messages, self.votes)
 
     async def open(self) -> None:

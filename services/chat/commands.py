@@ -1,10 +1,11 @@
 """Chat commands: `/promote`, `/cancel`, `/rollback`, `/go [comment]`, `/nogo [comment]`,
 `/status`, `/help`.
 
-A command is checked against the sender's role exactly as the API checks the same action
-(the role table below is the API's), and does what the API does, through the same
-services. A refused or failed command posts nothing: the sender alone gets the reason
-(the POST answers 403/409/400 with it). A command that ran is posted as the sender's
+A command is checked against the sender's role on the release's project exactly as the
+API checks the same action (services/team/access.py; the action table below is the
+API's), and does what the API does, through the same services. A refused or failed
+command posts nothing: the sender alone gets the reason (the POST answers 403/409/400
+with it). A command that ran is posted as the sender's
 message, followed by Ferry's reply. The rest of a command line is only ever a comment
 (text, never parsed further, never reaching a shell). `//text` posts "/text" as is.
 """
@@ -22,13 +23,14 @@ from services.team.auth import User
 
 if TYPE_CHECKING:
     from services.releases.service import ReleaseService
+    from services.team.access import Access
 
 COMMAND = re.compile(r"/([A-Za-z][A-Za-z-]{0,19})(?:[ \t\n]+(.*))?", re.S)
-# name: (role required, takes a comment)
-COMMANDS = {"promote": ("deployer", False), "cancel": ("deployer", False),
-            "rollback": ("deployer", False), "go": ("deployer", True),
-            "nogo": ("deployer", True), "no-go": ("deployer", True),
-            "status": ("viewer", False), "help": ("viewer", False)}
+# name: (action on the release's project, takes a comment)
+COMMANDS = {"promote": ("deploy", False), "cancel": ("deploy", False),
+            "rollback": ("deploy", False), "go": ("vote", True),
+            "nogo": ("vote", True), "no-go": ("vote", True),
+            "status": ("view", False), "help": ("view", False)}
 HELP = ("Commands: /status; deployers: /promote, /cancel, /rollback, /go [comment], "
         "/nogo [comment]. Start a message with // to post a slash.")
 
@@ -41,8 +43,9 @@ class Commands:
     """Runs one command for one user in one room."""
 
     def __init__(self, releases: ReleaseService, votes: Votes, messages: Messages,
-                 rooms: Rooms) -> None:
+                 rooms: Rooms, access: Access) -> None:
         self.releases = releases
+        self.access = access
         self.votes = votes
         self.messages = messages
         self.rooms = rooms
@@ -53,9 +56,12 @@ class Commands:
         name = match.group(1).lower() if match else ""
         if name not in COMMANDS:
             raise Invalid(f"unknown command {text.split()[0][:30]!r}. {HELP}")
-        role, takes_comment = COMMANDS[name]
-        if not user.can(role):
-            raise Forbidden(f"/{name} requires the {role} role; nothing was done")
+        action, takes_comment = COMMANDS[name]
+        if room.release_id is not None:
+            try:
+                await self.access.require_release(user, room.release_id, action)
+            except Forbidden as error:
+                raise Forbidden(f"/{name}: {error}; nothing was done") from None
         argument = (match.group(2) or "").strip()
         if argument and not takes_comment:
             raise Invalid(f"/{name} takes no arguments")
@@ -103,3 +109,23 @@ class Commands:
             text += (f" Vote open: {go} go of {vote['rules']['min_go']}, "
                      f"{no_go} no-go.")
         return text
+
+
+# Commands that change a release, and the audit action each is (the API's own names).
+AUDITED = {"promote": "release.promote", "cancel": "release.cancel",
+           "rollback": "release.rollback", "go": "release.vote", "nogo": "release.vote",
+           "no-go": "release.vote"}
+
+
+def audit_action(text: str) -> tuple[str, dict] | None:
+    """The audit action and details of a command that ran, or None when `text` is a
+    message or a command that changes nothing (/status, /help)."""
+    match = COMMAND.fullmatch(text) if is_command(text) else None
+    name = match.group(1).lower() if match else ""
+    if name not in AUDITED:
+        return None
+    details: dict = {"command": f"/{name}"}
+    if AUDITED[name] == "release.vote":
+        details["choice"] = "go" if name == "go" else "no_go"
+        details["comment"] = (match.group(2) or "").strip() or None
+    return AUDITED[name], details

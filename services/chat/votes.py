@@ -32,11 +32,13 @@ from services.chat.rooms import project_room, release_room
 from services.errors import Conflict, FerryError, Forbidden, Invalid, NotFound
 from services.settings import Settings
 from services.store import Store, utcnow
+from services.team.audit import FERRY, AuditLog
 from services.team.auth import User
 
 if TYPE_CHECKING:
     from services.events.bus import EventBus
     from services.releases.service import ReleaseService
+    from services.team.access import Access
 
 log = logging.getLogger("ferry.votes")
 CHOICES = ("go", "no_go")
@@ -67,8 +69,11 @@ class Votes:
     """Opens, counts, times and decides votes; promotes or cancels through ReleaseService."""
 
     def __init__(self, settings: Settings, store: Store, events: EventBus,
-                 releases: ReleaseService, messages: Messages) -> None:
+                 releases: ReleaseService, messages: Messages, access: Access,
+                 audit: AuditLog | None = None) -> None:
         self.settings = settings
+        self.audit = audit
+        self.access = access
         self.collection = store.db["votes"]
         self.events = events
         self.releases = releases
@@ -167,8 +172,7 @@ class Votes:
             comment = None                       # an empty comment is no comment
         if comment is not None:
             comment = clean_text(comment, self.settings.vote_comment_max_chars, "comment")
-        if not user.can("deployer"):
-            raise Forbidden("voting requires the deployer role")
+        await self.access.require_release(user, release_id, "vote")
         release = await self.releases.find(release_id)
         async with self._lock(release_id):
             doc = await self._open_vote(release)
@@ -234,6 +238,11 @@ class Votes:
         await self._say(release, _outcome_text(closed, outcome), both=True)
         if how != "override":
             await self._act(release, action)
+            if self.audit is not None and action in ("promote", "cancel"):
+                # Ferry acts on the vote's outcome (each vote was recorded as cast).
+                await self.audit.record(FERRY, f"release.{action}", str(release["id"]),
+                                        project=release.get("project"),
+                                        details={"vote": result, "how": how})
         return closed
 
     async def _act(self, release: dict, action: str) -> None:

@@ -50,29 +50,13 @@ function fit(ctx, text, width) {
   return result;
 }
 
-// The font size (px) at which `text` fits `width`: `size`, or smaller down to `min`;
-// cached, and the context's font is set only when it changes (parsing a font string
-// for each of 2,000 tiles costs more than drawing them).
-const sizes = new Map();
+// The context's font is set only when it changes (parsing a font string for each of
+// 2,000 tiles costs more than drawing them).
 function setFont(ctx, font) {
   if (ctx.__font !== font) {
     ctx.font = font;
     ctx.__font = font;
   }
-}
-
-function shrink(ctx, text, width, size, min, weight) {
-  const key = `${weight}|${size}|${min}|${width}|${text}`;
-  let fitting = sizes.get(key);
-  if (fitting === undefined) {
-    setFont(ctx, `${weight} ${size}px ${FONT}`);
-    const full = measure(ctx, text);
-    fitting = full <= width ? size : Math.max(min, Math.floor((size * width) / full));
-    if (sizes.size > 20000) sizes.clear();
-    sizes.set(key, fitting);
-  }
-  setFont(ctx, `${weight} ${fitting}px ${FONT}`);
-  return fitting;
 }
 
 function groupLabel(block, by) {
@@ -160,18 +144,59 @@ function drawTile(ctx, item, x, y, m, group) {
     lines = [`${number.format(item.count)} ${stateText(state)}`];
   }
   if (m.tileW >= 36) {
-    const size = Math.max(9, Math.min(40, Math.round(m.tileH / (lines.length === 2 ? 2.6 : 2.2))));
     ctx.fillStyle = INK[state] || "#ffffff";
     const pad = Math.max(3, Math.round(m.tileW * 0.05));
-    const room = m.tileW - 2 * pad;
-    lines.forEach((line, i) => {
-      const wanted = i === 0 ? size : Math.round(size * 0.8);
-      shrink(ctx, line, room, wanted, Math.max(9, Math.round(wanted * 0.6)), i === 0 ? 600 : 400);
+    for (let i = 0; i < lines.length; i++) {
+      const label = tileLabel(ctx, m, lines.length, i, lines[i]);
+      setFont(ctx, label.font);
       const lineY = y + m.tileH * (lines.length === 2 ? (i === 0 ? 0.34 : 0.72) : 0.5);
-      const shown = fit(ctx, line, room);
-      ctx.fillText(shown, x + pad, lineY);
-      if (i === 0) record.label = shown;
-    });
+      ctx.fillText(label.shown, x + pad, lineY);
+      if (i === 0) record.label = label.shown;
+    }
   }
   return record;
+}
+
+// A tile line's font and fitted text, worked out once per tile size, line and text, with
+// no measuring beyond one measureText per text ever (at a reference size: widths scale
+// with the font size). A first draw of 2,000 names is then arithmetic, not thousands of
+// measureText calls and font changes; a redraw is one short look-up per line.
+const REF_PX = 100;
+const labels = new Map();
+const refWidths = new Map();
+function refWidth(ctx, text, weight) {
+  const key = `${weight}|${text}`;
+  let width = refWidths.get(key);
+  if (width === undefined) {
+    setFont(ctx, `${weight} ${REF_PX}px ${FONT}`);
+    width = ctx.measureText(text).width;
+    if (refWidths.size > 50000) refWidths.clear();
+    refWidths.set(key, width);
+  }
+  return width;
+}
+
+function tileLabel(ctx, m, count, i, line) {
+  const key = `${m.tileW}|${m.tileH}|${count}|${i}|${line}`;
+  let label = labels.get(key);
+  if (label === undefined) {
+    const size = Math.max(9, Math.min(40, Math.round(m.tileH / (count === 2 ? 2.6 : 2.2))));
+    const pad = Math.max(3, Math.round(m.tileW * 0.05));
+    const room = m.tileW - 2 * pad;
+    const wanted = i === 0 ? size : Math.round(size * 0.8);
+    const weight = i === 0 ? 600 : 400;
+    const perPx = refWidth(ctx, line, weight) / REF_PX;       // width at 1px
+    const fitting = Math.max(Math.max(9, Math.round(wanted * 0.6)),
+      Math.min(wanted, Math.floor(room / Math.max(perPx, 1e-6))));
+    let shown = line;
+    if (perPx * fitting > room && line.length > 1) {          // cut in the middle: "web-…-0142"
+      const keep = Math.max(1, Math.floor((room / (perPx * fitting)) * line.length) - 1);
+      const head = Math.ceil(keep / 2);
+      shown = line.slice(0, head) + "…" + line.slice(line.length - (keep - head));
+    }
+    label = { font: `${weight} ${fitting}px ${FONT}`, shown };
+    if (labels.size > 20000) labels.clear();
+    labels.set(key, label);
+  }
+  return label;
 }

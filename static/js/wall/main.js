@@ -135,7 +135,9 @@ async function start() {
   }).observe(canvas);
   let response;
   try {
-    response = await fetch("/api/wall", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    // As the page's preload asked for it (same URL, mode and credentials), so the
+    // snapshot already on its way is used, not fetched again.
+    response = await fetch("/api/wall", { credentials: "same-origin" });
   } catch {
     setStale(true);
     setTimeout(start, 3000);
@@ -149,7 +151,7 @@ async function start() {
   }
   model.load(await response.json());
   wall.loaded = true;
-  render();
+  schedule(); // drawn in the next frame: parsing and drawing are two tasks, not one
   client = new EventClient({ onStatus, paths: { socket: "/wall/ws", poll: "/api/wall/events" } });
   wall.client = client;
   client.subscribe("wall", model.seq, (events) => {

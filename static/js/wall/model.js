@@ -35,7 +35,9 @@ export class WallModel {
   load(snapshot) {
     this.hosts.clear();
     for (const host of snapshot.hosts || []) this.hosts.set(host.name, host);
-    this.order = null;
+    // The snapshot lists hosts in natural name order already (services/wall/board.py):
+    // its positions are the order, with no sort (a host new since falls back to one).
+    this.order = new Map((snapshot.hosts || []).map((host, index) => [host.name, index]));
     this.releases.clear();
     for (const release of snapshot.releases || []) this.releases.set(release.release_id, release);
     this.votes.clear();
