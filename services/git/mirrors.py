@@ -136,6 +136,17 @@ class GitService:
         return await self._call(self._between_blocking, mirror, from_sha, to_sha,
                                 self._limit(limit))
 
+    async def commits_shipped(self, project: dict, from_sha: str | None, to_sha: str,
+                              limit: int) -> tuple[list[dict], int]:
+        """Up to `limit` commits of from_sha..to_sha (all of to_sha's history when
+        from_sha is None), newest first, and how many there are in all."""
+        for sha in (from_sha, to_sha):
+            if sha is not None:
+                self._sha(sha)
+        mirror = await self._existing(project)
+        return await self._call(self._shipped_blocking, mirror, from_sha, to_sha,
+                                max(1, int(limit)))
+
     async def export_tree(self, project: dict, sha: str, dest: pathlib.Path) -> None:
         """The tree at `sha` into `dest` (created; must be empty); submodules when enabled.
         Quotas and content rules of services.git.export; on refusal dest is left empty."""
@@ -312,6 +323,19 @@ class GitService:
             if status != 0:
                 raise GitError(f"commit {sha[:12]} is not in the repository")
         return self._log(mirror, f"{from_sha}..{to_sha}", limit)
+
+    def _shipped_blocking(self, mirror: pathlib.Path, from_sha: str | None, to_sha: str,
+                          limit: int) -> tuple[list[dict], int]:
+        ensure_off_loop()
+        if from_sha is None:
+            commits = self._log(mirror, to_sha, limit)
+            revisions = to_sha
+        else:
+            commits = self._between_blocking(mirror, from_sha, to_sha, limit)
+            revisions = f"{from_sha}..{to_sha}"
+        _, out = self._git(["rev-list", "--count", revisions, "--"], cwd=mirror,
+                           git_dir=mirror)
+        return commits, int(out.strip() or 0)
 
     def _log(self, mirror: pathlib.Path, revisions: str, limit: int) -> list[dict]:
         _, out = self._git(["log", f"--max-count={limit}",

@@ -8,7 +8,7 @@ the release's state behind the run's back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -92,7 +92,7 @@ class LocalSink(Protocol):
     """Where the local stages report."""
 
     def local_stage(self, stage: str, state: str, *, duration_ms: int | None = None,
-                    reason: str | None = None) -> None: ...
+                    reason: str | None = None, cached_from: int | None = None) -> None: ...
 
     def log(self, host: str, stage: str, line: str) -> None: ...
 
@@ -107,7 +107,9 @@ class HostContext:
 
 @dataclass(frozen=True)
 class LocalContext:
-    """`project` is the project document, as the mirrors and the artifact store take it."""
+    """`project` is the project document, as the mirrors and the artifact store take it;
+    `artifact_origin` names the earlier release that built an artifact (by sha256), so a
+    reused one can say where it comes from."""
 
     settings: Settings
     git: GitService
@@ -116,6 +118,7 @@ class LocalContext:
     project: Mapping[str, Any]
     facts: ReleaseFacts
     sink: LocalSink
+    artifact_origin: Callable[[str], Awaitable[int | None]] | None = None
 
 
 @dataclass(frozen=True)

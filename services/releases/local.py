@@ -37,11 +37,7 @@ class LocalPipeline:
             async with self.stage("before_checkout", "before_checkout"):
                 await self.hook("before_checkout", work)
             if cached is not None:
-                for stage in ("checkout", "after_checkout"):
-                    self.sink.local_stage(stage, "skipped", duration_ms=0,
-                                          reason="artifact cached for this commit and build")
-                self.sink.local_stage("package", "skipped", duration_ms=0,
-                                      reason=f"cached {cached.sha256[:12]}")
+                await self.reuse(cached)
                 return cached
             tree = work / "tree"
             async with self.stage("checkout"):
@@ -56,6 +52,19 @@ class LocalPipeline:
         finally:
             await asyncio.get_running_loop().run_in_executor(
                 self.ctx.executor, shutil.rmtree, work, True)
+
+    async def reuse(self, cached: Artifact) -> None:
+        """Skip the stages that would rebuild `cached`, saying on each stage and in the
+        build log which release built it, so nobody wonders why nothing ran."""
+        origin = None
+        if self.ctx.artifact_origin is not None:
+            origin = await self.ctx.artifact_origin(cached.sha256)
+        reason = (f"artifact cached from release #{origin}" if origin is not None
+                  else "artifact cached for this commit and build")
+        for stage in ("checkout", "after_checkout", "package"):
+            self.sink.local_stage(stage, "skipped", duration_ms=0, reason=reason,
+                                  cached_from=origin)
+            self.sink.log("_local", stage, f"skipped — {reason} (sha256 {cached.sha256[:12]})")
 
     async def checkout(self, sha: str, tree: Path) -> None:
         """Export the commit from the mirror, which creating the release just fetched;

@@ -124,17 +124,19 @@ class ReleaseRecord:
         await self._publish_wall(force=True)
 
     def local_stage(self, stage: str, state: str, *, duration_ms: int | None = None,
-                    reason: str | None = None) -> None:
-        entry = {"state": state}
+                    reason: str | None = None, cached_from: int | None = None) -> None:
+        """`cached_from`: the release whose artifact a skipped stage reuses."""
+        entry: dict[str, Any] = {"state": state}
         if state == "running":
             entry["started_at"] = utcnow()
         else:
             entry["duration_ms"] = duration_ms
             entry["reason"] = reason
+        extra = {} if cached_from is None else {"cached_from": cached_from}
         local = self.release.setdefault("local", {})
-        local[stage] = {**local.get(stage, {}), **entry}
+        local[stage] = {**local.get(stage, {}), **entry, **extra}
         self.emit("stage", {"host": LOCAL, "stage": stage, "state": state,
-                            "duration_ms": duration_ms, "reason": reason})
+                            "duration_ms": duration_ms, "reason": reason, **extra})
         self._dirty.add(LOCAL)
 
     def host_state(self, host: str, state: str, *, reason: str | None = None,

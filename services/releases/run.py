@@ -9,6 +9,8 @@ import logging
 import re
 import time
 
+from pymongo.errors import PyMongoError
+
 from services.build.artifacts import Artifact
 from services.git.mirrors import GitError
 from services.releases.context import Engine, HostContext, LocalContext, ReleaseFacts
@@ -17,6 +19,7 @@ from services.releases.pipeline import HostPipeline
 from services.releases.records import ReleaseRecord
 from services.releases.stages import StageFailed
 from services.releases.strategies import Strategy
+from services.store import describe_db_error
 
 log = logging.getLogger("ferry.release")
 PREVIOUS = re.compile(r"releases/(\d+)")     # whole string: fullmatch only
@@ -60,7 +63,26 @@ class ReleaseRun:
     def local_context(self) -> LocalContext:
         e = self.engine
         return LocalContext(e.settings, e.git, e.artifacts, e.executor, self.project,
-                            self.facts(), self.record)
+                            self.facts(), self.record, self.artifact_origin)
+
+    async def artifact_origin(self, sha256: str) -> int | None:
+        """The latest earlier release of this project that built the artifact `sha256`
+        (or, when that record is gone, the first one that shipped it). Only words for the
+        page: when the database cannot say, the release goes on without them."""
+        releases = self.engine.store.releases
+        query = {"project": self.release["project"], "_id": {"$lt": self.release["_id"]},
+                 "artifact.sha256": sha256}
+        try:
+            built = await releases.find_one({**query, "artifact.cached": False},
+                                            sort=[("_id", -1)], projection={"_id": 1})
+            if built is None:
+                built = await releases.find_one(query, sort=[("_id", 1)],
+                                                projection={"_id": 1})
+        except PyMongoError as error:
+            log.warning("release %s: where artifact %s came from is unknown: %s",
+                        self.release["_id"], sha256[:12], describe_db_error(error))
+            return None
+        return built["_id"] if built else None
 
     # -- control from the API -------------------------------------------------------
 

@@ -54,9 +54,9 @@ function renderRecent(releases) {
   for (const release of releases.slice(0, 25)) {
     body.append(el("tr", null,
       el("td", null, releaseLink(release.id)),
-      el("td", null, el("a", { href: `/projects/${encodeURIComponent(release.project)}` },
-        release.project)),
-      el("td", null, release.ref || ""),
+      el("td", null, el("a", { href: `/projects/${encodeURIComponent(release.project)}`,
+        class: "ellipsis", title: release.project }, release.project)),
+      el("td", null, el("span", { class: "ellipsis", title: release.ref || "" }, release.ref || "")),
       el("td", null, t(release.kind || "deploy")),
       el("td", null, stateBadge(release.state)),
       el("td", null, fmtDuration(release.duration_ms)),
@@ -73,9 +73,10 @@ function renderProjects(projects, releases) {
   for (const project of projects) {
     const last = releases.find((r) => r.project === project.name);
     body.append(el("tr", null,
-      el("td", null, el("a", { href: `/projects/${encodeURIComponent(project.name)}` },
-        project.name)),
-      el("td", null, project.environment),
+      el("td", null, el("a", { href: `/projects/${encodeURIComponent(project.name)}`,
+        class: "ellipsis", title: project.name }, project.name)),
+      el("td", null, el("span", { class: "ellipsis", title: project.environment },
+        project.environment)),
       el("td", null, last ? el("span", null, releaseLink(last.id), " ", stateBadge(last.state))
         : t("Never")),
       el("td", { class: "actions" }, el("a", { class: "button small deployer-only",
@@ -129,6 +130,12 @@ function status(value) {
 
 applyRole();
 load().then(() => {
+  if (document.body.dataset.role === "member") {
+    // The `wall` topic tells of every project: a member (who sees only their own
+    // projects) is not sent it, and the lists are read again instead.
+    setInterval(load, 10000);
+    return;
+  }
   const client = new EventClient({ onStatus: status, onError: (topic, message) => showError(message) });
   client.subscribe("wall", wallSeq ?? 0, onWall);
 });

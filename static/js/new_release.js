@@ -248,6 +248,12 @@ function preset() {
   return $("input[name=preset]:checked").value;
 }
 
+/** `not_before` from the "Schedule for" field (the browser's local time), if filled. */
+function schedule() {
+  const value = $("#release-form").not_before?.value;
+  return value ? { not_before: new Date(value).toISOString() } : {};
+}
+
 function strategy() {
   const form = $("#release-form");
   const body = { preset: preset(), parallel: Number(form.parallel.value || 50) };
@@ -291,13 +297,13 @@ function validate() {
   const parallel = form.parallel.value.trim();
   const checks = [
     [form.parallel, /^\d+$/.test(parallel) && Number(parallel) >= 1 && Number(parallel) <= max,
-      t("P must be a whole number from 1 to {max}.", { max })],
+      t("Hosts at once must be a whole number from 1 to {max}.", { max })],
     [form.batch, preset() !== "rolling" || validSize(form.batch.value, 1),
-      t("B must be a number of hosts (1 or more) or a percentage from 1% to 100%.")],
+      t("Batch size must be a number of hosts (1 or more) or a percentage from 1% to 100%.")],
     [form.canary, preset() !== "canary" || validSize(form.canary.value, 1),
-      t("K must be a number of hosts (1 or more) or a percentage from 1% to 100%.")],
+      t("Canary hosts must be a number of hosts (1 or more) or a percentage from 1% to 100%.")],
     [form.max_fail, form.max_fail.value.trim() === "" || validSize(form.max_fail.value, 0),
-      t("max_fail must be empty, a number of hosts (0 or more) or a percentage from 1% to 100%.")],
+      t("Failures allowed must be empty, a count (0 or more) or a percentage from 1% to 100%.")],
   ];
   const box = clear($("#strategy-error"));
   for (const [input, ok, message] of checks) {
@@ -359,7 +365,8 @@ async function start(event) {
   button.textContent = t("Starting…");
   try {
     pageError();
-    const release = await post("/api/releases", { project, ref, hosts, strategy: strategy() });
+    const release = await post("/api/releases", { project, ref, hosts, strategy: strategy(),
+      ...schedule() });
     location.assign(`/releases/${release.id}`);
   } catch (error) {
     pageError(error.message);

@@ -1,6 +1,7 @@
 // A project: settings and the hook editor, branches/tags/recent commits, release history.
 import { del, get, post, put } from "./api.js";
 import { t } from "./i18n.js";
+import { drawChart, keptTargets, rollbackButton, rollbackSource } from "./project_history.js";
 import { $, applyRole, clear, commitRows, confirmDialog, el, fmtDuration, fmtTime, guarded, releaseLink,
   shortSha, showNotice, stateBadge, words } from "./util.js";
 
@@ -59,8 +60,13 @@ function formBody(form) {
   return body;
 }
 
+let project = null;
+
 async function loadProject() {
-  await guarded(async () => fillForm(await get(base)));
+  await guarded(async () => {
+    project = await get(base);
+    fillForm(project);
+  });
 }
 
 async function showCommits(ref) {
@@ -116,6 +122,8 @@ async function loadHistory() {
     const { releases } = await get(`/api/releases?project=${encodeURIComponent(name)}&limit=50`);
     const body = $("#history");
     clear(body);
+    const rollback = { ...rollbackSource(releases),
+      kept: keptTargets(releases, project?.keep_releases ?? 5) };
     for (const release of releases) {
       const counts = release.counts || {};
       const total = Object.values(counts).reduce((a, b) => a + (b || 0), 0);
@@ -128,10 +136,14 @@ async function loadHistory() {
         el("td", null, `${counts.ok || 0}/${total}`),
         el("td", null, fmtDuration(release.duration_ms)),
         el("td", null, release.created_by || ""),
-        el("td", null, fmtTime(release.started_at || release.created_at))));
+        el("td", null, fmtTime(release.started_at || release.created_at)),
+        el("td", { class: "history-actions deployer-only" },
+          rollbackButton(release, rollback))));
     }
-    if (!releases.length) body.append(el("tr", null, el("td", { colspan: 9, class: "muted" },
+    if (!releases.length) body.append(el("tr", null, el("td", { colspan: 10, class: "muted" },
       t("none"))));
+    applyRole();
+    await drawChart($("#release-chart"), releases);
   });
 }
 
@@ -152,6 +164,5 @@ $("#delete-project").addEventListener("click", async () => {
 });
 
 applyRole();
-loadProject();
+loadProject().then(loadHistory);
 loadRefs();
-loadHistory();

@@ -11,10 +11,13 @@ async function load() {
     for (const project of projects) {
       const href = `/projects/${encodeURIComponent(project.name)}`;
       body.append(el("tr", null,
-        el("td", null, el("a", { href }, project.name)),
-        el("td", null, project.environment),
-        el("td", { class: "mono" }, project.repo_url),
-        el("td", { class: "mono" }, project.deploy_path),
+        el("td", { class: "nowrap" }, el("a", { href, class: "ellipsis", title: project.name },
+          project.name)),
+        el("td", { class: "nowrap" }, project.environment),
+        el("td", { class: "mono" }, el("span", { class: "ellipsis wide", title: project.repo_url },
+          project.repo_url)),
+        el("td", { class: "mono" }, el("span", { class: "ellipsis", title: project.deploy_path },
+          project.deploy_path)),
         el("td", null, (project.groups || []).join(" ")),
         el("td", { class: "actions" }, el("a", { class: "button small deployer-only",
           href: `${href}/release` }, t("Start release")))));

@@ -7,10 +7,13 @@ import { EventClient } from "./events.js";
 import { t, tn } from "./i18n.js";
 import { $, applyRole, confirmDialog, el, fmtDuration, fmtTime, shortSha, showError,
   stateLabel, statusLabel, toMs } from "./util.js";
+import { ChatPanel } from "./release/chat.js";
 import { LogConsole } from "./release/console.js";
+import { loadCommits, setupLogTools } from "./release/extras.js";
 import { ACTIVE, LOCAL, ReleaseModel } from "./release/model.js";
 import { Progress } from "./release/progress.js";
 import { HostTable } from "./release/table.js";
+import { VotePanel } from "./release/vote.js";
 
 const SLICE_MS = 10;           // event-applying work per task before yielding
 const TERMINAL_RETRY = new Set(["failed", "skipped", "cancelled", "interrupted"]);
@@ -51,6 +54,8 @@ class ReleasePage {
       matches: $("#log-matches"), follow: $("#log-follow"),
     });
     this.model.onLog((data) => this.log.append(data));
+    setupLogTools(this.log, this.id);
+    loadCommits(this.id);
     this.progress = new Progress(this.root, this.model);
     this.table = new HostTable($("#host-table"), this.model, {
       onSelect: (name) => this.selectHost(name) });
@@ -82,6 +87,7 @@ class ReleasePage {
     if (fromHash === LOCAL || this.model.hosts.has(fromHash)) this.selectHost(fromHash, true);
     else if (this.localFailed()) this.selectHost(LOCAL);
     this.subscribe(typeof snapshot.seq === "number" ? snapshot.seq : 0);
+    this.startChatAndVote();
     setInterval(() => this.tick(), 1000);
     window.ferryRelease = { model: this.model, graph: this.graph, table: this.table,
       log: this.log, stats: this.stats };
@@ -102,6 +108,18 @@ class ReleasePage {
       onError: (topic, message) => showError(message),
     });
     this.client.subscribe(`release:${this.id}`, after, (events) => this.enqueue(events));
+  }
+
+  /** The room beside the flowchart and the go/no-go vote, on the page's event client. */
+  startChatAndVote() {
+    const { user, role } = document.body.dataset;
+    this.chat = new ChatPanel($("#chat-panel"), { releaseId: this.id, client: this.client, user });
+    this.chat.start();
+    // Only a strategy with a vote has one to show (no request otherwise: it would be a 404).
+    if (!this.model.release.strategy?.vote) return;
+    this.vote = new VotePanel($("#vote-panel"), { releaseId: this.id, client: this.client,
+      user, role, initiator: this.model.release.created_by });
+    this.vote.start(this.model.release.state);
   }
 
   showStatus(status) {
@@ -184,8 +202,10 @@ class ReleasePage {
     const banner = $("#pause-banner");
     banner.hidden = release.state !== "paused";
     if (!banner.hidden) {
-      banner.textContent = t("Paused after batch {n} — promote to continue.",
-        { n: release.paused_after_batch ?? this.model.currentBatch });
+      const n = release.paused_after_batch ?? this.model.currentBatch;
+      banner.textContent = release.strategy?.vote
+        ? t("Paused after batch {n} — the go/no-go vote decides.", { n })
+        : t("Paused after batch {n} — promote to continue.", { n });
     }
     const reason = $("#release-reason");
     reason.hidden = !release.reason || ACTIVE.has(release.state);
@@ -196,7 +216,7 @@ class ReleasePage {
     const retryable = Object.entries(this.model.counts).some(
       ([state, n]) => n > 0 && TERMINAL_RETRY.has(state));
     $("#btn-retry").hidden = active || !retryable;
-    $("#btn-rollback").hidden = active;
+    $("#btn-rollback").hidden = active || !release.started_at;    // never started: nothing to undo
   }
 
   renderMeta() {

@@ -106,12 +106,15 @@ export function showNotice(message, box = $("#page-notice")) {
   box._timer = setTimeout(() => { box.hidden = true; }, 5000);
 }
 
-/** Hide elements meant for a higher role than the signed-in user has. */
+/** Hide elements meant for a higher role than the signed-in user has: the page's role is
+ * the user's role on its project (viewer, deployer, maintainer; admin) or, on pages about
+ * no single project, their global role (member, viewer, deployer, admin). */
 export function applyRole() {
-  const roles = ["viewer", "deployer", "admin"];
+  const roles = ["member", "viewer", "deployer", "maintainer", "admin"];
   const rank = roles.indexOf(document.body.dataset.role || "viewer");
-  for (const node of $$(".deployer-only")) node.hidden = rank < 1;
-  for (const node of $$(".admin-only")) node.hidden = rank < 2;
+  for (const node of $$(".deployer-only")) node.hidden = rank < 2;
+  for (const node of $$(".maintainer-only")) node.hidden = rank < 3;
+  for (const node of $$(".admin-only")) node.hidden = rank < 4;
   keepHashOnLanguageSwitch();
 }
 

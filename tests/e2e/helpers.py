@@ -69,9 +69,11 @@ async def click_element(page, element_id: str) -> None:
 
 
 async def overlapping_nodes(page) -> list[tuple[str, str]]:
-    """Pairs of flowchart nodes whose boxes overlap (none, in a readable chart)."""
+    """Pairs of flowchart nodes whose boxes overlap (none, in a readable chart); a batch's
+    box holds its hosts, so only nodes without children are compared."""
     return await page.evaluate("""() => {
-        const boxes = window.ferryRelease.graph.cy.nodes().map(n => [n.id(), n.boundingBox()]);
+        const boxes = window.ferryRelease.graph.cy.nodes(':childless')
+            .map(n => [n.id(), n.boundingBox()]);
         const pairs = [];
         for (let i = 0; i < boxes.length; i++) {
             for (let j = i + 1; j < boxes.length; j++) {

@@ -110,7 +110,7 @@ async def test_invalid_strategy_values_show_a_message_and_disable_start(page, ap
     await page.check("input[name=preset][value=rolling]")
     for bad in ("abc", "0", "0%", "101%", ""):
         await page.fill("input[name=batch]", bad)
-        assert (await error.inner_text()).startswith("B must be a number of hosts"), bad
+        assert (await error.inner_text()).startswith("Batch size must be a number of hosts"), bad
         assert await start.is_disabled(), bad
         assert await summary.inner_text() == "4 hosts"
         assert await page.get_attribute("input[name=batch]", "aria-invalid") == "true"
@@ -120,18 +120,18 @@ async def test_invalid_strategy_values_show_a_message_and_disable_start(page, ap
 
     await page.check("input[name=preset][value=canary]")
     await page.fill("input[name=canary]", "x")
-    assert (await error.inner_text()).startswith("K must be")
+    assert (await error.inner_text()).startswith("Canary hosts must be")
     assert await start.is_disabled()
     await page.fill("input[name=canary]", "1")
     assert await summary.inner_text() == "4 hosts in 2 batches"
 
     await page.fill("input[name=max_fail]", "-1")
-    assert (await error.inner_text()).startswith("max_fail must be empty")
+    assert (await error.inner_text()).startswith("Failures allowed must be empty")
     await page.fill("input[name=max_fail]", "0")
     assert await error.is_hidden()
 
     await page.fill("input[name=parallel]", "0")
-    assert (await error.inner_text()) == "P must be a whole number from 1 to 1000."
+    assert (await error.inner_text()) == "Hosts at once must be a whole number from 1 to 1000."
     assert await start.is_disabled()
     await page.fill("input[name=parallel]", "5")
     assert await error.is_hidden() and await start.is_enabled()
@@ -146,4 +146,4 @@ async def test_new_release_form_in_chinese(page, api, tmp_path):
     assert await page.inner_text("#deployed-now") == "此项目尚无已部署的发布。"
     await page.check("input[name=preset][value=rolling]")
     await page.fill("input[name=batch]", "abc")
-    assert (await page.inner_text("#strategy-error")).startswith("B 必须是主机数")
+    assert (await page.inner_text("#strategy-error")).startswith("每批主机数必须是主机数")

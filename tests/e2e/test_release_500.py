@@ -24,11 +24,13 @@ async def test_release_page_of_500_hosts(page, api, services, make_fleet, tmp_pa
         await services.ssh.trust_host_key(host.address, host.port, host.public_key)
     await register_project(api, make_app_repo(tmp_path / "repo"),
                            hooks={"before_release": "sleep 3"})
-    release = await deploy(api, "v1", strategy={"batches": [20, 100, "100%"], "parallel": 40})
+    # A pause after batch 2 keeps batch 3 pending however slow the machine is.
+    release = await deploy(api, "v1", strategy={"batches": [20, 100, "100%"], "parallel": 40,
+                                                "pause_after": [2]})
 
     await page.goto(f"/releases/{release['id']}")
     await page.wait_for_function("() => document.body.dataset.rendered === 'true'")
-    # Batch 1 (20 hosts) done, batch 2 under way.
+    # Batch 1 (20 hosts) done, batch 2 under way or done (then paused).
     await page.wait_for_function(
         "() => (window.ferryRelease.model.counts.ok || 0) >= 40", timeout=300_000)
     groups = await page.evaluate("""() => window.ferryRelease.graph.cy.nodes('.group')

@@ -70,6 +70,7 @@ export class LogConsole {
     const generation = ++this.generation;
     this.titleNode.textContent = host === LOCAL ? t("Build log")
       : t("Log of {host}", { host });
+    if (this.onOpen) this.onOpen(host);
     clear(this.root);
     this.root.append(el("p", { class: "muted log-empty" }, t("Loading…")));
     const path = `/api/releases/${this.releaseId}/hosts/${encodeURIComponent(host)}/log`;
@@ -211,6 +212,7 @@ export class LogConsole {
     else renderAnsi(line.line, text);
     return el("div", { class: "log-line", dataset: { n: line.n } },
       el("span", { class: "log-n" }, String(line.n)),
+      el("span", { class: "log-time", title: logTime(line.ts, true) }, logTime(line.ts)),
       el("span", { class: "log-stage" }, line.stage ? t(line.stage) : ""),
       text);
   }
@@ -242,6 +244,16 @@ export class LogConsole {
   scrollToEnd() {
     this.root.scrollTop = this.root.scrollHeight;
   }
+}
+
+/** A line's time (epoch seconds) as local HH:MM:SS.mmm, or the full ISO time in UTC. */
+function logTime(ts, full = false) {
+  if (typeof ts !== "number") return "";
+  const date = new Date(ts * 1000);
+  if (full) return date.toISOString();
+  const pad = (n, width = 2) => String(n).padStart(width, "0");
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.`
+    + pad(date.getMilliseconds(), 3);
 }
 
 function highlight(text, query, parent) {

@@ -1,70 +1,21 @@
-// The flowchart: the local stages, then the hosts (one node per host up to HOST_LIMIT,
-// otherwise one node per batch with live counts). Laid out once with dagre; events only
-// change node data, in one cy.batch() at most every GRAPH_INTERVAL_MS.
+// The flowchart: the local stages, then one box per batch holding its hosts (one node
+// per host up to HOST_LIMIT, beyond that one node per 50 hosts of a batch, with live
+// counts). Positions are computed once (layout.js) for the width of the page; events
+// only change node data, in one cy.batch() at most every GRAPH_INTERVAL_MS.
 import cytoscape from "/vendor/cytoscape/cytoscape.esm.min.mjs";
-import dagre from "/vendor/cytoscape-dagre/cytoscape-dagre.min.mjs";
 import { t, tn } from "../i18n.js";
-import { fmtDuration, stateLabel } from "../util.js";
+import { stateLabel } from "../util.js";
+import { COLORS, SIZES, localLabel, stylesheet } from "./graph_style.js";
+import { layoutChart } from "./layout.js";
 import { LOCAL_STAGES } from "./model.js";
 
-cytoscape.use(dagre);
-
-export const HOST_LIMIT = 50;
+export const HOST_LIMIT = 300;
 const GRAPH_INTERVAL_MS = 250; // the chart's canvas is redrawn at most four times a second
-const ROWS = 10; // nodes per column before a batch wraps into the next column
-const GROUP_ROWS = 5; // group nodes are taller: fewer a column
 const CHUNK = 50; // hosts per group node when grouped: a big batch becomes several nodes
-const COLORS = {
-  // state: [fill, text, border]
-  pending: ["#e4e7eb", "#1f2933", "#9aa5b1"],
-  running: ["#2b7bd6", "#ffffff", "#174f8f"],
-  ok: ["#1f9d55", "#ffffff", "#146c3a"],
-  failed: ["#d64545", "#ffffff", "#962d2d"],
-  skipped: ["#e9c46a", "#3d2e00", "#b8923a"],
-  cancelled: ["#7b8794", "#ffffff", "#52606d"],
-  rolled_back: ["#8b5cf6", "#ffffff", "#5b30c9"],
-  interrupted: ["#f0883e", "#ffffff", "#b85d1a"],
-  paused: ["#f5d76e", "#3d2e00", "#b8923a"],
-};
+const MANY = 50; // more hosts than this: smaller host nodes, so a batch fits the page
+const FIT_PADDING = 16;
 const GROUP_ORDER = ["ok", "failed", "skipped", "cancelled", "rolled_back", "interrupted",
   "running", "pending"];
-
-function stylesheet() {
-  const styles = [
-    { selector: "node", style: {
-      shape: "round-rectangle", "font-family": "system-ui, sans-serif", "font-size": 11,
-      label: "data(label)", "text-valign": "center", "text-halign": "center",
-      "border-width": 1, width: 124, height: 26, "text-wrap": "ellipsis",
-      "text-max-width": 116, "background-color": COLORS.pending[0],
-      color: COLORS.pending[1], "border-color": COLORS.pending[2],
-    } },
-    { selector: "node.stage", style: { width: 112, height: 38, "text-wrap": "wrap",
-      "text-max-width": 106,
-      "font-size": 11, "font-weight": 600 } },
-    { selector: "node.batch", style: { width: 84, height: 22, "font-size": 10, shape: "tag",
-      "background-color": "#ffffff", color: "#3e4c59", "border-color": "#9aa5b1" } },
-    { selector: "node.group", style: { width: 230, height: 62, "text-wrap": "wrap",
-      "text-max-width": 220, "font-size": 11, "font-weight": 600, color: "#1f2933",
-      "text-background-color": "#ffffff", "text-background-opacity": 0.88,
-      "text-background-padding": 2, "text-background-shape": "round-rectangle",
-      "background-fill": "linear-gradient", "background-gradient-direction": "to-right" } },
-    { selector: "edge", style: { width: 1.2, "line-color": "#9aa5b1",
-      "target-arrow-color": "#9aa5b1", "target-arrow-shape": "triangle",
-      "arrow-scale": 0.7, "curve-style": "bezier" } },
-    { selector: "edge.chain", style: { visibility: "hidden" } },
-    { selector: "node:selected", style: { "border-width": 3, "border-color": "#111827",
-      "underlay-color": "#111827", "underlay-opacity": 0.15, "underlay-padding": 4 } },
-  ];
-  for (const [state, [fill, text, border]] of Object.entries(COLORS)) {
-    styles.push({ selector: `node[state = "${state}"]`, style: {
-      "background-color": fill, color: text, "border-color": border } });
-  }
-  // Groups keep dark text on a white label background whatever their fill.
-  styles.push({ selector: "node.group", style: { color: "#1f2933" } });
-  styles.push({ selector: "node.batch", style: { "background-color": "#ffffff",
-    color: "#3e4c59" } });
-  return styles;
-}
 
 function nextTask() {
   return new Promise((resolve) => { setTimeout(resolve, 0); });
@@ -100,7 +51,7 @@ export function warmUp() {
       { group: "edges", data: { id: "a>b", source: "a", target: "b" } },
     ]);
     await nextFrame();
-    cy.layout({ name: "dagre", rankDir: "LR", animate: false, fit: false }).run();
+    cy.$("#b").position({ x: 200, y: 60 });
     cy.$("#b").style({ "background-gradient-stop-colors": "#1f9d55 #1f9d55 #2b7bd6 #2b7bd6",
       "background-gradient-stop-positions": "0% 50% 50% 100%" });
     await nextFrame();
@@ -141,69 +92,7 @@ export class FlowGraph {
       mark = now;
     };
     this.grouped = model.total() > HOST_LIMIT;
-    const nodes = [];
-    const edges = [];
-    const edge = (source, target, cls) => edges.push({ group: "edges",
-      data: { id: `e:${source}>${target}`, source, target }, classes: cls || "" });
-    LOCAL_STAGES.forEach((stage, index) => {
-      nodes.push({ group: "nodes", data: { id: `local:${stage}`, state: "pending",
-        label: t(stage) }, classes: "stage" });
-      if (index) edge(`local:${LOCAL_STAGES[index - 1]}`, `local:${stage}`);
-    });
-    const start = `local:${LOCAL_STAGES[LOCAL_STAGES.length - 1]}`;
-    const batches = model.batches;
-    if (this.grouped) {
-      this.groups = [];
-      this.groupOf = new Map();
-      batches.forEach((names, index) => {
-        for (let at = 0; at < names.length; at += CHUNK) {
-          const group = { id: `group:${this.groups.length + 1}`, batch: index + 1,
-            names: names.slice(at, at + CHUNK), from: at + 1,
-            to: Math.min(at + CHUNK, names.length), size: names.length };
-          for (const name of group.names) this.groupOf.set(name, this.groups.length);
-          this.groups.push(group);
-        }
-      });
-      // Columns of GROUP_ROWS nodes; each batch starts a new column, linked from the
-      // batch before it (the hidden "chain" edges only keep the columns in order).
-      const columns = [];
-      this.groups.forEach((group, index) => {
-        nodes.push({ group: "nodes", data: { id: group.id, index, state: "pending",
-          label: "" }, classes: "group" });
-        let column = columns[columns.length - 1];
-        if (!column || column.batch !== group.batch || column.ids.length === GROUP_ROWS) {
-          column = { batch: group.batch, ids: [] };
-          columns.push(column);
-        }
-        const row = column.ids.length;
-        column.ids.push(group.id);
-        const before = columns[columns.length - 2];
-        if (!before) edge(start, group.id);
-        else if (before.batch !== group.batch && row === 0) edge(before.ids[0], group.id);
-        else edge(before.ids[Math.min(row, before.ids.length - 1)], group.id, "chain");
-      });
-    } else {
-      let from = [start];
-      batches.forEach((names, index) => {
-        let heads = from;
-        if (batches.length > 1) {
-          const id = `batch:${index + 1}`;
-          nodes.push({ group: "nodes", data: { id, batch: index + 1,
-            label: t("Batch {n}/{of}", { n: index + 1, of: batches.length }) },
-          classes: "batch" });
-          for (const source of from) edge(source, id);
-          heads = [id];
-        }
-        names.forEach((name, i) => {
-          nodes.push({ group: "nodes", data: { id: `host:${name}`, host: name,
-            state: "pending", label: name }, classes: "host" });
-          if (i < ROWS) for (const head of heads) edge(head, `host:${name}`);
-          else edge(`host:${names[i - ROWS]}`, `host:${name}`, "chain");
-        });
-        const lastColumn = Math.floor((names.length - 1) / ROWS) * ROWS;
-        from = names.slice(lastColumn).map((name) => `host:${name}`);
-      });
-    }
+    const { nodes, edges } = this.elements();
     this.container.classList.add("flow-pending");
     this.cy = cytoscape({
       container: this.container,
@@ -222,18 +111,13 @@ export class FlowGraph {
     lap("add");
     await nextTask();
     mark = performance.now();
-    // Group columns sit closer: a big release has more of them, and labels must stay legible.
-    this.cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 8, rankSep: this.grouped ? 22 : 34,
-      edgeSep: 4,
-      animate: false, fit: false }).run();
-    this.orderColumns();
     this.fit();
     lap("layout");
     await nextTask();
     mark = performance.now();
     this.cy.on("tap", "node.host", (event) => this.onHost(event.target.data("host")));
     this.cy.on("tap", "node.stage", () => this.onLocal());
-    this.cy.on("tap", "node.batch", (event) => {
+    this.cy.on("tap", "node.batch, node.caption", (event) => {
       const batch = event.target.data("batch");
       this.onGroup(this.model.batches[batch - 1] || [],
         t("Batch {n}/{of}", { n: batch, of: this.model.batches.length }));
@@ -251,26 +135,64 @@ export class FlowGraph {
     return timings;
   }
 
-  // Dagre orders the nodes of a column to reduce crossings, which can turn a batch
-  // upside down; put each column back in order (same slots, sorted). Group columns are
-  // also top-aligned, so a short last column starts at the first row.
-  orderColumns() {
-    const columns = new Map();
-    this.cy.nodes(".host, .group").forEach((node, index) => {
-      const x = Math.round(node.position("x"));
-      if (!columns.has(x)) columns.set(x, []);
-      columns.get(x).push({ node, index });
+  /** The chart's nodes and edges, placed for the container's width; the container gets
+   * the height the chart needs (within bounds), so a big release stays legible. */
+  elements() {
+    const model = this.model;
+    const blocks = LOCAL_STAGES.map((stage) => ({ id: `local:${stage}`, kind: "stage",
+      w: SIZES.stage.w, h: SIZES.stage.h }));
+    const nodes = LOCAL_STAGES.map((stage) => ({ group: "nodes", classes: "stage",
+      data: { id: `local:${stage}`, state: "pending", label: t(stage) } }));
+    const batches = model.batches;
+    const many = model.total() > MANY;
+    const hostSize = many ? SIZES.small : SIZES.host;
+    this.groups = [];
+    this.groupOf = new Map();
+    const children = [];
+    batches.forEach((names, index) => {
+      const id = `batch:${index + 1}`;
+      const data = { batch: index + 1, parent: id };
+      let items;
+      if (this.grouped) {
+        items = [];
+        for (let at = 0; at < names.length; at += CHUNK) {
+          const group = { id: `group:${this.groups.length + 1}`, batch: index + 1,
+            names: names.slice(at, at + CHUNK), from: at + 1,
+            to: Math.min(at + CHUNK, names.length), size: names.length };
+          for (const name of group.names) this.groupOf.set(name, this.groups.length);
+          children.push({ group: "nodes", classes: "group", data: { ...data, id: group.id,
+            index: this.groups.length, state: "pending", label: "" } });
+          items.push(group.id);
+          this.groups.push(group);
+        }
+      } else {
+        items = names.map((name) => `host:${name}`);
+        for (const name of names) {
+          children.push({ group: "nodes", classes: many ? "host small" : "host",
+            data: { ...data, id: `host:${name}`, host: name, state: "pending", label: name } });
+        }
+      }
+      const size = this.grouped ? SIZES.group : hostSize;
+      blocks.push({ id, kind: "batch", items, itemW: size.w, itemH: size.h });
+      nodes.push({ group: "nodes", classes: "batch", data: { id, batch: index + 1 } });
+      children.push({ group: "nodes", classes: "caption", data: { ...data,
+        id: `caption:${id}`, label: `${t("Batch {n}/{of}", { n: index + 1,
+          of: batches.length })} · ${tn("{n} host", "{n} hosts", names.length)}` } });
     });
-    const slotsOf = (members) => members.map((m) => m.node.position("y")).sort((a, b) => a - b);
-    let rows = [];
-    for (const members of columns.values()) {
-      if (members.length > rows.length) rows = slotsOf(members);
+    const width = Math.max(480, (this.container.clientWidth || 960) - 2 * FIT_PADDING);
+    const layout = layoutChart(blocks, width);
+    for (const node of [...nodes, ...children]) {
+      const position = layout.positions.get(node.data.id);
+      if (position) node.position = position;
+      if (node.classes === "caption") node.data.w = layout.captions.get(node.data.parent);
     }
-    for (const members of columns.values()) {
-      const ys = this.grouped ? rows : slotsOf(members);
-      members.sort((a, b) => a.index - b.index);
-      members.forEach((m, i) => m.node.position({ x: m.node.position("x"), y: ys[i] }));
-    }
+    const edges = layout.edges.map(({ source, target, wrap }) => ({ group: "edges",
+      classes: wrap ? "wrap" : "next", data: { id: `e:${source}>${target}`, source, target } }));
+    // A big release gets a tall chart rather than an unreadable one (the page scrolls).
+    const most = Math.max(440, Math.round(window.innerHeight * 1.25));
+    const height = Math.min(most, Math.max(300, layout.height + 2 * FIT_PADDING + 8));
+    this.container.style.height = `${height}px`;
+    return { nodes: [...nodes, ...children], edges };
   }
 
   // Cytoscape maps clicks with a cached position of its container, refreshed on window
@@ -290,7 +212,7 @@ export class FlowGraph {
 
   fit() {
     if (!this.cy) return;
-    this.cy.fit(undefined, 16);
+    this.cy.fit(undefined, FIT_PADDING);
     if (this.cy.zoom() > 1.25) {
       this.cy.zoom(1.25);
       this.cy.center();
@@ -342,10 +264,8 @@ export class FlowGraph {
       if (dirty.local) {
         for (const stage of LOCAL_STAGES) {
           const entry = model.local[stage] || {};
-          const state = entry.state || "pending";
-          const duration = entry.duration_ms ? `\n${fmtDuration(entry.duration_ms)}` : "";
-          this.cy.getElementById(`local:${stage}`).data({ state,
-            label: `${t(stage)}${state === "skipped" ? `\n${stateLabel(state)}` : duration}` });
+          this.cy.getElementById(`local:${stage}`).data({ state: entry.state || "pending",
+            label: localLabel(stage, entry) });
         }
       }
       if (!dirty.hosts.size) return;

@@ -20,7 +20,7 @@ export class ReleaseModel {
     this.hosts = new Map();      // name → host run
     this.order = [];             // names in batch order
     this.batches = [];           // [[names]]
-    this.local = {};             // stage → {state, duration_ms, reason, started_at}
+    this.local = {};             // stage → {state, duration_ms, reason, cached_from, started_at}
     this.counts = {};            // host state → count
     this.lastSeq = 0;
     this.currentBatch = 0;
@@ -165,6 +165,7 @@ export class ReleaseModel {
     else {
       entry.duration_ms = data.duration_ms;
       entry.reason = data.reason || null;
+      entry.cached_from = data.cached_from || null;
     }
     this.local[data.stage] = entry;
     this.dirtyLocal = true;

@@ -28,6 +28,7 @@ export class HostTable {
     this.body.addEventListener("scroll", () => this.paint(), { passive: true });
     this.body.addEventListener("click", (event) => {
       const row = event.target.closest(".vrow");
+      if (event.target.closest("a.host-link")) return;   // the host's page, not its log
       if (row && row.dataset.host) this.onSelect(row.dataset.host);
     });
     this.body.addEventListener("keydown", (event) => this.onKey(event));
@@ -164,7 +165,8 @@ export class HostTable {
 
   makeRow() {
     const cells = ["host", "batch", "state", "stage", "duration", "reason"].map(
-      (name) => el("span", { class: `cell cell-${name}` }));
+      (name) => el(name === "host" ? "a" : "span",
+        { class: name === "host" ? "cell cell-host host-link" : `cell cell-${name}` }));
     const badge = el("span", { class: "state-badge" });
     cells[2].append(badge);
     const row = el("div", { class: "vrow", role: "row" }, ...cells);
@@ -176,8 +178,12 @@ export class HostTable {
 
   fill(row, run, now) {
     const [host, batch, , stage, duration, reason] = row._cells;
-    if (row.dataset.host !== run.host) row.dataset.host = run.host;
+    if (row.dataset.host !== run.host) {
+      row.dataset.host = run.host;
+      host.href = `/hosts/${encodeURIComponent(run.host)}`;
+    }
     setText(host, run.host);
+    if (host.title !== run.host) host.title = run.host;   // the full name where it is cut
     setText(batch, String(run.batch));
     if (row._badge.dataset.state !== run.state) row._badge.dataset.state = run.state;
     setText(row._badge, stateLabel(run.state));
