@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import re
 from collections import Counter
+from concurrent.futures import Executor
 from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.errors import Conflict, Invalid, NotFound
+from services.registry import inventory
 from services.registry import validation as check
 from services.settings import Settings
 from services.ssh.client import SshError, SshService, parse_jump_host
@@ -67,10 +70,12 @@ def public_host(doc: dict) -> dict:
 class HostService:
     """Validates and stores hosts; scans and trusts their SSH host keys."""
 
-    def __init__(self, settings: Settings, store: Store, ssh: SshService) -> None:
+    def __init__(self, settings: Settings, store: Store, ssh: SshService,
+                 executor: Executor | None = None) -> None:
         self.settings = settings
         self.store = store
         self.ssh = ssh
+        self.executor = executor      # parses inventories (YAML is slow on big files)
 
     def validate(self, body: dict, *, partial: bool = False) -> dict:
         unknown = set(body) - set(FIELDS)
@@ -153,6 +158,19 @@ class HostService:
                 raise Conflict("some of these host names were added meanwhile; "
                                "nothing was imported") from None
         return [public_host(doc) for doc in docs]
+
+    async def import_inventory(self, text: str, fmt: str = "auto") -> dict:
+        """Hosts from an Ansible inventory (INI or YAML), all or none: see inventory.py.
+        Answers {"hosts": [...created], "ignored": [ansible_* names Ferry does not use]}."""
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid("inventory must be the text of an Ansible inventory (INI or YAML)")
+        if len(text) > self.settings.inventory_max_chars:
+            raise Invalid(f"inventory must be at most {self.settings.inventory_max_chars} "
+                          "characters")
+        loop = asyncio.get_running_loop()
+        bodies, ignored = await loop.run_in_executor(
+            self.executor, inventory.parse, text, fmt, self.settings.max_hosts_per_release)
+        return {"hosts": await self.create_many(bodies), "ignored": ignored}
 
     async def get(self, name: str) -> dict:
         doc = await self.store.hosts.find_one({"name": name})

@@ -10,6 +10,7 @@ from services.errors import Conflict, Invalid, NotFound
 from services.git.mirrors import GitError, GitService
 from services.git.refs import redact_url, validate_ref, validate_repo_url
 from services.registry import validation as check
+from services.releases import approval, freeze
 from services.releases.strategies import Strategy
 from services.settings import Settings
 from services.store import Store, utcnow
@@ -17,7 +18,8 @@ from services.store import Store, utcnow
 HOOKS = ("before_checkout", "after_checkout", "before_release", "after_release")
 HOOK_MAX_BYTES = 64 * 1024
 FIELDS = ("name", "repo_url", "environment", "deploy_path", "keep_releases", "hooks",
-          "health_check", "strategy", "hosts", "groups", "submodules", "description")
+          "health_check", "strategy", "hosts", "groups", "submodules", "description",
+          "approval", "freezes")
 
 
 def public_project(doc: dict) -> dict:
@@ -42,7 +44,7 @@ class ProjectService:
         defaults: dict[str, Any] = {
             "environment": "production", "keep_releases": self.settings.default_keep_releases,
             "hooks": {}, "health_check": None, "strategy": None, "hosts": [], "groups": [],
-            "submodules": False, "description": ""}
+            "submodules": False, "description": "", "approval": None, "freezes": []}
         values = body if partial else {**defaults, **body}
         doc: dict[str, Any] = {}
         for key, value in values.items():
@@ -73,6 +75,10 @@ class ProjectService:
             return None if value is None else Strategy.parse(value).to_json()
         if key in ("hosts", "groups"):
             return check.name_list(value, key, self.settings.max_hosts_per_release)
+        if key == "approval":
+            return approval.validate(value, self.settings)
+        if key == "freezes":
+            return freeze.validate(value, self.settings)
         if key == "submodules":
             if not isinstance(value, bool):
                 raise Invalid("submodules must be true or false")
@@ -136,8 +142,14 @@ class ProjectService:
             raise NotFound(f"no project named {name!r}")
         return doc
 
-    async def list(self) -> list[dict]:
-        return [public_project(doc) async for doc in self.store.projects.find().sort("name", 1)]
+    async def exists(self, name: str) -> bool:
+        return await self.store.projects.count_documents({"name": name}, limit=1) > 0
+
+    async def list(self, among: set[str] | None = None) -> list[dict]:
+        """Every project by name, or only those named in `among` (what a user may see)."""
+        query = {} if among is None else {"name": {"$in": sorted(among)}}
+        return [public_project(doc) async for doc in self.store.projects.find(query).sort(
+            "name", 1)]
 
     async def update(self, name: str, body: dict) -> dict:
         current = await self.get(name)

@@ -11,6 +11,7 @@ and discarded, and `on_line` gets one last line saying how much
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import pathlib
@@ -259,6 +260,8 @@ class SshService:
         self._known_hosts = KnownHosts(settings.known_hosts_path, self._files,
                                        settings.ssh_known_hosts_max_bytes)
         self._keys: dict[str, tuple[bytes, bytes | None, list]] = {}
+        # Failed connection attempts by kind (refused, timeout, auth, …), for metrics.
+        self.connect_failures: collections.Counter[str] = collections.Counter()
 
     def close(self) -> None:
         """Stop the file-reading threads (a read stuck on a dead mount is abandoned)."""
@@ -327,6 +330,7 @@ class SshService:
                 keepalive_count_max=s.ssh_keepalive_count_max,
                 encryption_algs=ENCRYPTION_ALGS, **auth)
         except Exception as exc:
+            self.connect_failures[failure_kind(exc)] += 1
             reason = self._reason(exc, address, port, user)
             if isinstance(exc, asyncssh.HostKeyNotVerifiable | asyncssh.KeyExchangeFailed):
                 reason = await self._host_key_reason(address, port) or reason
@@ -391,3 +395,20 @@ class SshService:
         if isinstance(exc, OSError):
             return f"cannot connect to {where}: {_describe(exc)}"
         return f"cannot connect to {where}: {type(exc).__name__}: {exc}"
+
+
+def failure_kind(exc: Exception) -> str:
+    """A connection failure's kind, from a small fixed set (a metrics label, never free text)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return "auth"
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable | asyncssh.KeyExchangeFailed):
+        return "host_key"
+    if isinstance(exc, asyncssh.DisconnectError):
+        return "disconnected"
+    if isinstance(exc, OSError):
+        return "network"
+    return "other"

@@ -38,7 +38,8 @@ function render() {
     const trusted = Boolean(host.host_key_fingerprint);
     const last = host.last_release;
     body.append(el("tr", { dataset: { host: host.name } },
-      el("td", null, el("b", null, host.name)),
+      el("td", null, el("a", { href: `/hosts/${encodeURIComponent(host.name)}` },
+        el("b", null, host.name))),
       el("td", null, hostPort(host.address, host.port),
         host.jump_host ? el("div", { class: "muted" }, `via ${host.jump_host}`) : null),
       el("td", null, host.user),
@@ -149,6 +150,10 @@ async function importHosts(event) {
   const form = event.target;
   const box = $("#import-error");
   await guarded(async () => {
+    if (form.format.value === "ansible") {
+      await importInventory(form);
+      return;
+    }
     const keyPath = form.key_path.value.trim();
     const lines = form.lines.value.split("\n");
     const batch = [];
@@ -172,6 +177,20 @@ async function importHosts(event) {
     await load();
     showNotice(tn("Imported {n} host.", "Imported {n} hosts.", created.length));
   }, box);
+}
+
+/** An Ansible inventory: the server parses it (INI or YAML) and imports all or nothing;
+ * its errors name the line or the host. */
+async function importInventory(form) {
+  let result;
+  try {
+    result = await post("/api/hosts", { inventory: form.lines.value, format: "auto" });
+  } catch (error) {
+    throw new Error(t("Nothing was imported: {error}", { error: error.message }));
+  }
+  form.lines.value = "";
+  await load();
+  showNotice(tn("Imported {n} host.", "Imported {n} hosts.", result.hosts.length));
 }
 
 async function saveHost(event) {

@@ -33,3 +33,21 @@ async def test_a_refused_import_shows_the_servers_reason_by_the_import_box(page,
     await page.click("#import-form button[type=submit]")
     await page.wait_for_selector("#page-notice:text-is('Imported 1 host.')")
     assert await box.is_hidden()
+
+
+async def test_an_ansible_inventory_pasted_in_the_hosts_page_imports_its_hosts(page, api,
+                                                                             page_watch):
+    page_watch.allow("status of 400")
+    await page.goto("/hosts")
+    await page.select_option("#import-form select[name=format]", "ansible")
+    await page.fill("#import-form textarea[name=lines]", "[web\nweb-1 ansible_host=127.0.9.1\n")
+    await page.click("#import-form button[type=submit]")
+    await page.wait_for_selector("#import-error:has-text('line 1:')")
+    await page.fill("#import-form textarea[name=lines]",
+                    "[web]\nweb-[1:2] ansible_host=127.0.9.1\n[prod:children]\nweb\n")
+    await page.click("#import-form button[type=submit]")
+    await page.wait_for_selector("#page-notice:text-is('Imported 2 hosts.')")
+    await page.wait_for_selector("#hosts tr[data-host='web-2']")
+    status, host = await api.get("/api/hosts/web-1")
+    assert status == 200
+    assert sorted(host["groups"]) == ["prod", "web"]
