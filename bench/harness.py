@@ -111,11 +111,15 @@ class FleetHandle:
 
 @contextlib.asynccontextmanager
 async def fleet_process(hosts: int, root: Path, *, nice: int = 0, kind: str = "asyncssh",
-                        log_commands: bool = False) -> AsyncIterator[FleetHandle]:
+                        log_commands: bool = False,
+                        own_session: bool = False) -> AsyncIterator[FleetHandle]:
     """A fleet in its own process: `python -m fleet` (asyncssh servers, the simulator) or
     `python -m fleet.openssh` (one real sshd per host). `nice` lowers the CPU priority of
     the fleet and every command it runs. The simulator gets a cgroup of its own here when
-    one can be made (the OpenSSH fleet makes its own), so its CPU can be counted."""
+    one can be made (the OpenSSH fleet makes its own), so its CPU can be counted.
+    `own_session` (implied by `nice`): the fleet in a session of its own, so that with
+    autogroup scheduling it gets a share of the CPU as another machine would, rather
+    than one taken from the benchmark's own share (Ferry and the browser)."""
     manifest = root / "fleet.json"
     command = [sys.executable, "-m", FLEET_MODULES[kind], "--hosts", str(hosts), "--root",
                str(root / "fleet"), "--manifest", str(manifest)]
@@ -130,7 +134,8 @@ async def fleet_process(hosts: int, root: Path, *, nice: int = 0, kind: str = "a
         command = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procs_file, *command]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        start_new_session=bool(nice), preexec_fn=(lambda: lower_priority(nice)) if nice else None)
+        start_new_session=bool(nice) or own_session,
+        preexec_fn=(lambda: lower_priority(nice)) if nice else None)
     try:
         line = await asyncio.to_thread(process.stdout.readline)
         if b"ready" not in line:
@@ -158,13 +163,15 @@ class BenchSetup:
 @contextlib.asynccontextmanager
 async def bench_setup(hosts: int, *, admin_password: str, fleet_nice: int = 0,
                       fleet_kind: str = "asyncssh", log_commands: bool = False,
+                      fleet_own_session: bool = False,
                       **settings: object) -> AsyncIterator[BenchSetup]:
     """A temporary folder, a fleet, the embedded database and Ferry's services with every
     fleet host registered (group "bench") and trusted."""
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
         root = Path(tmp)
         async with fleet_process(hosts, root, nice=fleet_nice, kind=fleet_kind,
-                                 log_commands=log_commands) as fleet, \
+                                 log_commands=log_commands,
+                                 own_session=fleet_own_session) as fleet, \
                 EmbeddedDatabase(":memory:") as database:
             # exclusive_db off: a release's owner is judged by its lease (renewed while it
             # runs), never by whether it is registered in this process yet.

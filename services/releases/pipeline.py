@@ -67,6 +67,7 @@ class HostPipeline:
     async def switch_to(self, target_id: int) -> None:
         """Rollback: switch to a release still kept on the host, then hooks and verify."""
         for stage in ("upload", "extract", "before_release", "prune"):
+            self.sink.log(self.name, stage, "skipped: rollback: no upload")
             self.sink.stage_end(self.name, stage, "skipped", 0, "rollback: no upload")
         await self.switch_and_check(target_id)
 
@@ -139,6 +140,9 @@ class HostPipeline:
                 await self.prune_only()
         elif self.current == "verify":
             await self.verify(check, keep, first_status=status[0] if status else None)
+        elif check is not None and status and status[0] == 0:   # passed, then pruned
+            retries = (self.facts.health_check or {}).get("retries", self.settings.verify_retries)
+            self.sink.log(self.name, "verify", f"health check passed (attempt 1/{retries})")
         if self.current is not None:
             self.end("ok")
         self.flush_skips(None)
@@ -180,14 +184,15 @@ class HostPipeline:
         if not check:
             return None
         if check.get("command"):
-            return remote.hook(check["command"], cwd, self.hook_env(cwd, "verify"),
-                               self.settings.hook_path)
+            return remote.health_command(check["command"], cwd, self.hook_env(cwd, "verify"),
+                                         self.settings.hook_path)
         return remote.health_url(check["url"], check["timeout_s"])
 
     async def hook(self, name: str, cwd: str) -> None:
         script = self.facts.hooks.get(name)
         if not script:
             self.begin(name)
+            self.log("skipped: no hook")
             self.end("skipped", "no hook")
             return
         self.begin(name)
@@ -305,6 +310,8 @@ class HostPipeline:
         self.flush_skips(stage)
         self.sink.stage_start(self.name, stage)
         self.current, self.started = stage, time.monotonic()
+        if stage == "prune":
+            self.log(f"keeping the newest {self.facts.keep_releases} releases and current")
 
     def end(self, state: str, reason: str | None = None) -> None:
         if self.current is not None:
@@ -318,6 +325,7 @@ class HostPipeline:
             if stage in self.skips:
                 reason = self.skips.pop(stage)
                 self.sink.stage_start(self.name, stage)
+                self.sink.log(self.name, stage, f"skipped: {reason}")
                 self.sink.stage_end(self.name, stage, "skipped", 0, reason)
 
     @contextlib.asynccontextmanager

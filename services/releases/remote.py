@@ -140,10 +140,17 @@ def switch(deploy_path: str, release_id: int) -> str:
 
 
 def _switch(release_id: int) -> str:
+    """Run in the deploy path ("$d"). `previous` is the release directory current leads
+    to, found with `cd -P` (a builtin: no subshell, no readlink process); when current
+    leads anywhere else (not made by Ferry) or nowhere, what `readlink current` prints."""
     target = f"releases/{int(release_id)}"
     return "\n".join([
         f"[ -d {target} ] || exit {MISSING_RELEASE}",
-        "previous=$(readlink current)",
+        "previous=",
+        "if [ -L current ]; then",
+        "  if cd -P current 2>/dev/null; then previous=${PWD#\"$d\"/}; cd \"$d\" || exit; fi",
+        "  case $previous in releases/[1-9]*) ;; *) previous=$(readlink current);; esac",
+        "fi",
         f"ln -sfn {target} current.tmp && mv -T current.tmp current || exit",
         "echo \"previous=$previous\""])
 
@@ -170,14 +177,19 @@ def verify_prune(deploy_path: str, tag: str, check: str, keep: int | None) -> st
 
 
 def _verify(check: str, tag: str) -> str:
-    """Runs `check` in the background and waits, so that a TERM (timeout, cancel) is
-    passed on to it (a hook's wrapper then kills its process group)."""
+    """Runs `check` in the background and waits. A health check command (health_command)
+    makes its background job the leader of a session of its own, so that on a TERM
+    (timeout, cancel), and once it has ended, whatever is left of its process group is
+    killed, as a hook's wrapper does; a URL check is simply passed the TERM."""
+    kill = 'kill -KILL -- "-$c" 2>/dev/null'
     return "\n".join([
         marker(tag, "verify"),
-        "c=; trap '[ -n \"$c\" ] && kill -TERM \"$c\" 2>/dev/null; exit 143' TERM INT HUP",
+        f"c=; trap '[ -n \"$c\" ] && {{ {kill} || kill -TERM \"$c\" 2>/dev/null; }}; exit 143'"
+        " TERM INT HUP",
         f"( {check} ) & c=$!",
         "wait \"$c\"; s=$?",
         "trap - TERM INT HUP",
+        kill,
         f"echo \"{tag} verify-status $s\"",
         "[ \"$s\" = 0 ] || exit 0"])
 
@@ -205,6 +217,18 @@ def hook(script: str, cwd: str, env: Mapping[str, str], path: str) -> str:
     assignments = " ".join(f"{q(f'{name}={value}')}" for name, value in {**base, **env}.items())
     return (f"cd -- {q(cwd)} && exec env -i HOME=\"$HOME\" USER=\"$USER\" LOGNAME=\"$LOGNAME\" "
             f"{assignments} bash --noprofile --norc -c {q(_HOOK_WRAPPER)} ferry-hook {q(script)}")
+
+
+def health_command(script: str, cwd: str, env: Mapping[str, str], path: str) -> str:
+    """A health check command for `_verify`, run like a hook (`bash -e` in `cwd`, the
+    same clean environment, no startup file) but without the hook's wrapper shell:
+    run as `_verify`'s background job (never a process group leader), `setsid` makes it
+    a session of its own without forking, so `_verify`'s shell can kill its group.
+    Two processes fewer on every host than hook() (a fork and a shell)."""
+    base = {"PATH": path, "LANG": "C.UTF-8"}
+    assignments = " ".join(f"{q(f'{name}={value}')}" for name, value in {**base, **env}.items())
+    return (f"cd -- {q(cwd)} && exec env -i HOME=\"$HOME\" USER=\"$USER\" LOGNAME=\"$LOGNAME\" "
+            f"{assignments} setsid bash --noprofile --norc -e -c {q(script)} ferry-hook")
 
 
 def health_url(url: str, timeout_s: float) -> str:

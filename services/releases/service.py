@@ -1,24 +1,34 @@
 """ReleaseService: start, cancel, promote, retry and roll back releases; the deploy lock
-and release ownership as leases in the database; crash recovery at start-up."""
+and release ownership as leases in the database; crash recovery at start-up.
+
+The service is the one object the rest of Ferry calls about releases. Reading them
+(`get`, `list`, `host_log`, `find`, `last_success`) is delegated to reads.py, planning a
+retry or a rollback to followups.py; the runs themselves are run.py's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 
-from services.errors import Conflict, Invalid, NotFound, Unavailable
+from services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from services.git.refs import validate_ref
 from services.registry import validation as check
-from services.registry.hosts import natural_key
 from services.releases.context import Engine
+from services.releases.followups import FollowUp, plan_retry, plan_rollback
 from services.releases.locks import ACTIVE, DeployLock
-from services.releases.records import ReleaseRecord, new_host_run, public_host_run, switched
+from services.releases.reads import (
+    HOST_LOG_PAGE,
+    ReleaseReads,
+    parse_release_id,
+    public_release,
+)
+from services.releases.records import ReleaseRecord, new_host_run
 from services.releases.recovery import interrupt
 from services.releases.run import ReleaseRun
 from services.releases.strategies import Strategy
@@ -29,39 +39,29 @@ if TYPE_CHECKING:
     from services.events.bus import EventBus
     from services.registry.hosts import HostService
     from services.registry.projects import ProjectService
+    from services.team.access import Access
+
+# Read from path parts by the handlers, and how a release is shown: reads.py's.
+__all__ = ["ReleaseService", "parse_release_id", "public_release"]
 
 log = logging.getLogger("ferry.releases")
-HOST_LOG_PAGE = 5000
-RETRYABLE = ("failed", "skipped", "cancelled", "interrupted", "pending")
-MAX_ID = 2**63 - 1  # release ids are the database's int64
-
-
-def parse_release_id(text: str) -> int:
-    """A release id as a user wrote it (a path part); one no release can have is unknown."""
-    # isascii: "²".isdigit() is True, yet int("²") fails
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) <= MAX_ID:
-        raise NotFound(f"no release {text[:40]}")
-    return int(text)
-
-
-def public_release(doc: dict) -> dict:
-    return {("id" if key == "_id" else key): value for key, value in doc.items()
-            if key not in ("lease_expires_at",)}
 
 
 class ReleaseService:
     """Owns the releases running in this process and the leases that prove it."""
 
     def __init__(self, engine: Engine, events: EventBus, projects: ProjectService,
-                 hosts: HostService) -> None:
+                 hosts: HostService, *, access: Access) -> None:
         self.engine = engine
         self.settings = engine.settings
         self.store = engine.store
         self.events = events
         self.projects = projects
         self.hosts = hosts
+        self.access = access        # who sees a release's topic
         self.locks = DeployLock(self.store, self.settings)
         self.runs: dict[int, tuple[ReleaseRun, asyncio.Task]] = {}
+        self.reads = ReleaseReads(self.store, events, self._live)
         self._lease_task: asyncio.Task | None = None
         self.stopping = False
 
@@ -92,16 +92,20 @@ class ReleaseService:
                                for run, task in runs), return_exceptions=True)
 
     async def _topic_exists(self, topic: str, user: User) -> bool:
+        """`release:<id>` exists for a user who sees the release's project."""
         try:
             release_id = parse_release_id(topic.split(":", 1)[1])
         except NotFound:
             return False
-        return await self.store.releases.count_documents({"_id": release_id}, limit=1) > 0
+        return await self.access.may_see_release(user, release_id)
 
     # -- starting releases ----------------------------------------------------------
 
-    async def create(self, user: User, body: dict) -> dict:
-        """A deploy of `ref` of a project to hosts; 409 if the project is locked."""
+    async def create(self, user: User, body: dict, *, hold: dict | None = None,
+                     more: dict | None = None) -> dict:
+        """A deploy of `ref` of a project to hosts; 409 if the project is locked. With
+        `hold` (its state and gate fields) the release is stored to start later (gates.py)
+        and takes no lock; `more` is stored with it (a freeze override)."""
         take_over = check.boolean(body.get("take_over", False), "take_over")   # before git
         project = await self.projects.get(_required(body, "project"))
         ref = _required(body, "ref")
@@ -111,85 +115,80 @@ class ReleaseService:
             raise Invalid(str(error)) from None
         hosts = await self.hosts.select(body.get("hosts") or project.get("hosts"),
                                                  body.get("groups") or project.get("groups"))
+        if not user.can("admin"):
+            allowed_targets(project, hosts)
         strategy = Strategy.parse(body.get("strategy") or project.get("strategy"))
         previous = await self.last_success(project["name"], project["environment"])
         extra = {"previous_release": previous["_id"] if previous else None,
-                 "previous_sha": previous["sha"] if previous else None}
+                 "previous_sha": previous["sha"] if previous else None, **(more or {})}
+        if hold is not None:
+            return await self._hold(user, project, hosts, strategy, ref, {**extra, **hold})
         # The SHA is resolved by the run, as its first step: a remote that stalls must not
         # hold this request (the release then fails with git's error as its reason).
         return await self._start(user, project, hosts, strategy, "deploy", ref, None, extra,
                                  take_over)
 
+    async def _hold(self, user: User, project: dict, hosts: list[dict], strategy: Strategy,
+                    ref: str, fields: dict) -> dict:
+        """Store a release that waits (scheduled, awaiting approval): no lock, no host run."""
+        if self.stopping:
+            raise Unavailable("Ferry is shutting down; start the release once it is back")
+        names = [host["name"] for host in hosts]
+        release = {"_id": await self.store.next_id("release"), "project": project["name"],
+                   "environment": project["environment"], "kind": "deploy", "ref": ref,
+                   "sha": None, "strategy": strategy.to_json(), "hosts": names,
+                   "batches": strategy.plan(names), "created_by": user.name,
+                   "created_at": utcnow(), "started_at": None, "finished_at": None,
+                   "reason": None, "local": {}, "owner": None,
+                   "counts": {"pending": len(names)}, **fields}
+        await self.store.releases.insert_one(release)
+        return public_release(release)
+
+    async def launch(self, held: dict, more: dict | None = None) -> dict:
+        """Start a held release now (its gates are passed): Conflict when the project is
+        locked or the release left its held state meanwhile."""
+        project = await self.projects.get(held["project"])
+        hosts = await self.hosts.select(held["hosts"], None)
+        previous = await self.last_success(project["name"], project["environment"])
+        extra = {"previous_release": previous["_id"] if previous else None,
+                 "previous_sha": previous["sha"] if previous else None, **(more or {})}
+        return await self._start(User(held["created_by"], "deployer"), project, hosts,
+                                 Strategy.parse(held["strategy"]), held["kind"], held["ref"],
+                                 held.get("sha"), extra, False, held=held)
+
     async def retry(self, user: User, release_id: int) -> dict:
         """Deploy the same commit again to the hosts of a release that did not succeed."""
-        source = await self._get_doc(release_id)
-        if source["state"] in ACTIVE:
-            raise Conflict(f"release {release_id} is still {source['state']}")
-        names = [run["host"] async for run in self.store.host_runs.find(
-            {"release_id": release_id, "state": {"$in": list(RETRYABLE)}})]
-        if not names:
-            raise Invalid(f"release {release_id} has no failed hosts to retry")
-        project = await self.projects.get(source["project"])
-        hosts = await self.hosts.select(names, None)
-        strategy = Strategy.parse(source["strategy"])
-        kind = "rollback" if source["kind"] == "rollback" else "retry"
-        extra = {"retry_of": release_id, "target_release": source.get("target_release"),
-                 "previous_release": source.get("previous_release"),
-                 "previous_sha": source.get("previous_sha")}
-        return await self._start(user, project, hosts, strategy, kind, source["ref"],
-                                 source["sha"], extra, False)
+        return await self._follow(user, await plan_retry(self.reads, release_id))
 
     async def rollback(self, user: User, release_id: int, to: int | None) -> dict:
         """Switch the hosts of a release back to an earlier release still kept on them."""
-        source, target, names = await self._rollback_plan(release_id, to)
-        project = await self.projects.get(source["project"])
-        hosts = await self.hosts.select(names, None)
-        # The same batches and parallelism, but no pauses, fail limit or auto-rollback.
-        strategy = dataclasses.replace(Strategy.parse(source["strategy"]), pause_after=[],
-                                       max_fail=None, auto_rollback=False)
-        extra = {"target_release": target["_id"], "rollback_of": release_id,
-                 "previous_release": source["_id"], "previous_sha": source["sha"]}
-        return await self._start(user, project, hosts, strategy, "rollback", target["ref"],
-                                 target["sha"], extra, False)
+        return await self._follow(user, await plan_rollback(self.reads, release_id, to))
 
     async def rollback_plan(self, release_id: int, to: int | None) -> dict:
         """What `rollback` would do, without doing it: for the confirmation people see."""
-        _, target, names = await self._rollback_plan(release_id, to)
-        return {"release": release_id, "hosts": names,
+        plan = await plan_rollback(self.reads, release_id, to)
+        target = plan.target
+        assert target is not None       # a rollback always has one
+        return {"release": release_id, "hosts": plan.hosts,
                 "target": {"id": target["_id"], "ref": target["ref"], "sha": target["sha"]}}
 
-    async def _rollback_plan(self, release_id: int,
-                             to: int | None) -> tuple[dict, dict, list[str]]:
-        source = await self._get_doc(release_id)
-        if source["state"] in ACTIVE:
-            raise Conflict(f"release {release_id} is still {source['state']}; cancel it first")
-        # Only the hosts it switched: the others still run what they ran before it.
-        names = [run["host"] async for run in self.store.host_runs.find(
-            {"release_id": release_id}, {"host": 1, "state": 1, "stages": 1})
-            if switched(run)]
-        if not names:
-            raise Invalid(f"release {release_id} switched no host; nothing to roll back")
-        if to is None:
-            target = await self.last_success(source["project"], source["environment"],
-                                             before=release_id)
-            if target is None:
-                raise Invalid(f"no successful release before {release_id} to roll back to")
-        else:
-            target = await self._get_doc(to)
-            if target["project"] != source["project"] or target["kind"] == "rollback":
-                raise Invalid(f"release {to} is not a deploy of {source['project']}")
-        return source, target, names
+    async def _follow(self, user: User, plan: FollowUp) -> dict:
+        """Start a retry or a rollback as planned by followups.py."""
+        project = await self.projects.get(plan.source["project"])
+        hosts = await self.hosts.select(plan.hosts, None)
+        return await self._start(user, project, hosts, plan.strategy(), plan.kind, plan.ref,
+                                 plan.sha, plan.extra, False)
 
     async def _start(self, user: User, project: dict, hosts: list[dict], strategy: Strategy,
                      kind: str, ref: str, sha: str | None, extra: dict,
-                     take_over: bool) -> dict:
+                     take_over: bool, held: dict | None = None) -> dict:
         if self.stopping:
             raise Unavailable("Ferry is shutting down; start the release once it is back")
         environment = project["environment"]
         # Refused while locked before taking an id, so a 409 costs no release number (the
         # lock itself is still taken atomically below; only a race can skip a number).
         await self.locks.check(project["name"], environment, bool(take_over))
-        release_id = await self.store.next_id("release")
+        release_id = held["_id"] if held else await self.store.next_id("release")
         took_over = await self.locks.acquire(project["name"], environment, release_id,
                                              bool(take_over))
         names = [host["name"] for host in hosts]
@@ -203,11 +202,18 @@ class ReleaseService:
             "finished_at": None, "reason": None, "local": {}, "owner": self.settings.instance_id,
             "lease_expires_at": now + timedelta(seconds=self.settings.lease_ttl_s),
             "took_over_lock_from": took_over, **extra}
+        if held:        # keeps who asked, when, and its approvals, schedule and override
+            release = {**held, **release, "created_by": held["created_by"],
+                       "created_at": held["created_at"]}
         host_runs = {name: new_host_run(release_id, name, number)
                      for number, batch in enumerate(plan, 1) for name in batch}
         release["counts"] = {"pending": len(names)}
         try:
-            await self.store.releases.insert_one(release)
+            if not held:
+                await self.store.releases.insert_one(release)
+            elif await self.store.releases.find_one_and_replace(
+                    {"_id": release_id, "state": held["state"]}, release) is None:
+                raise Conflict(f"release {release_id} is no longer {held['state']}")
             await self.store.host_runs.insert_many(list(host_runs.values()), ordered=False)
         except Exception:
             await self.locks.release(project["name"], environment, release_id)
@@ -232,6 +238,11 @@ class ReleaseService:
 
     # -- control --------------------------------------------------------------------
 
+    def _live(self, release_id: int) -> ReleaseRun | None:
+        """The run of a release in this process, or None when it does not run here."""
+        entry = self.runs.get(release_id)
+        return entry[0] if entry else None
+
     def _run(self, release_id: int) -> ReleaseRun:
         entry = self.runs.get(release_id)
         if entry is None:
@@ -240,13 +251,13 @@ class ReleaseService:
 
     async def cancel(self, release_id: int, *, rollback: bool = False,
                      reason: str | None = None) -> dict:
-        await self._get_doc(release_id)
+        await self.reads.document(release_id)
         run = self._run(release_id)
         run.cancel(rollback=rollback, reason=reason)
         return public_release(run.release)
 
     async def promote(self, release_id: int) -> dict:
-        doc = await self._get_doc(release_id)
+        doc = await self.reads.document(release_id)
         # A release running here is judged by its live state, which is ahead of the
         # stored one while a state change is being written.
         entry = self.runs.get(release_id)
@@ -257,83 +268,31 @@ class ReleaseService:
         run.promote()
         return public_release(run.release)
 
-    # -- reading --------------------------------------------------------------------
+    # -- reading (reads.py) ------------------------------------------------------------
 
-    async def get(self, release_id: int) -> dict:
-        """The release with every host's run (live from memory while it runs here), and
-        `seq`: the event the snapshot is current to, for subscribing after it."""
-        seq = await self.events.head(f"release:{release_id}")
-        entry = self.runs.get(release_id)
-        if entry is not None:
-            # Memory changes before its event is published, so this snapshot already
-            # holds everything up to `seq` (events after it re-apply harmlessly).
-            record = entry[0].record
-            release = dict(record.release, counts=record.counts())
-            hosts = [public_host_run(run) for run in record.hosts.values()]
-        else:
-            release = await self._get_doc(release_id)
-            hosts = [public_host_run(doc) async for doc in self.store.host_runs.find(
-                {"release_id": release_id})]
-        result = public_release(release)
-        result["host_runs"] = sorted(hosts, key=lambda run: natural_key(run["host"]))
-        result["seq"] = seq
-        return result
+    async def get(self, release_id: int, wait: float = 0.0) -> dict:
+        """The release with every host's run and the `seq` it is current to; `wait` > 0:
+        first wait, at most that long, until it ends or pauses."""
+        return await self.reads.get(release_id, wait)
 
-    async def list(self, project: str | None = None, limit: int = 50) -> dict:
-        """Newest first, with the `wall` topic's seq to follow them live from."""
-        wall_seq = await self.events.head("wall")
-        query: dict[str, Any] = {"project": project} if project else {}
-        cursor = self.store.releases.find(query, {"hosts": 0, "batches": 0}).sort(
-            "_id", DESCENDING).limit(max(1, min(limit, 500)))
-        releases = []
-        async for doc in cursor:
-            entry = self.runs.get(doc["_id"])
-            if entry is not None:
-                doc.update(state=entry[0].release["state"], counts=entry[0].record.counts())
-            releases.append(public_release(doc))
-        return {"releases": releases, "wall_seq": wall_seq}
+    async def list(self, project: str | None = None, limit: int = 50,
+                   among: set[str] | None = None) -> dict:
+        """Newest first, with the `wall` topic's seq; only projects `among` when given."""
+        return await self.reads.list(project, limit, among)
 
     async def host_log(self, release_id: int, host: str, after: int = 0,
                        limit: int = HOST_LOG_PAGE) -> dict:
         """A page of one host's log: lines numbered after `after`, at most `limit`."""
-        await self._get_doc(release_id)
-        limit = max(1, min(limit, HOST_LOG_PAGE))
-        lines: list[dict] = []
-        # Chunks that end at or before `after` are skipped by the query (`last_n`; older
-        # chunks without it are filtered line by line), and read a few per round trip.
-        query = {"release_id": release_id, "host": host,
-                 "$or": [{"last_n": {"$gt": after}}, {"last_n": {"$exists": False}}]}
-        async for chunk in self.store.host_logs.find(query).sort("seq", 1).batch_size(8):
-            lines.extend(line for line in chunk["lines"] if line["n"] > after)
-            if len(lines) > limit:
-                break
-        entry = self.runs.get(release_id)
-        if entry is not None and len(lines) <= limit:
-            seen = lines[-1]["n"] if lines else after
-            lines.extend(line for line in entry[0].record.pending_log(host) if line["n"] > seen)
-        page = lines[:limit]
-        return {"release_id": release_id, "host": host, "lines": page,
-                "next": page[-1]["n"] if page else after, "more": len(lines) > limit}
+        return await self.reads.host_log(release_id, host, after, limit)
 
     async def last_success(self, project: str, environment: str,
                            before: int | None = None) -> dict | None:
-        query: dict[str, Any] = {"project": project, "environment": environment,
-                                 "state": "succeeded", "kind": {"$in": ["deploy", "retry"]}}
-        if before is not None:
-            query["_id"] = {"$lt": before}
-        return await self.store.releases.find_one(query, sort=[("_id", DESCENDING)])
+        """The newest successful deploy (or retry) of the project, before `before`."""
+        return await self.reads.last_success(project, environment, before)
 
     async def find(self, release_id: int) -> dict:
         """The release alone (no host runs); NotFound when there is none."""
-        return public_release(await self._get_doc(release_id))
-
-    async def _get_doc(self, release_id: int) -> dict:
-        if not 0 < release_id <= MAX_ID:
-            raise NotFound(f"no release {release_id}")
-        doc = await self.store.releases.find_one({"_id": release_id})
-        if doc is None:
-            raise NotFound(f"no release {release_id}")
-        return doc
+        return await self.reads.find(release_id)
 
     # -- leases ---------------------------------------------------------------------
 
@@ -414,3 +373,16 @@ def _required(body: dict, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise Invalid(f"{key} is required")
     return value
+
+
+def allowed_targets(project: dict, hosts: list[dict]) -> None:
+    """Hosts are admin-managed: anyone else deploys only to the hosts the project's settings
+    name or that are in its groups (Forbidden names the others)."""
+    names, groups = set(project.get("hosts") or []), set(project.get("groups") or [])
+    outside = [host["name"] for host in hosts
+               if host["name"] not in names and not groups & set(host.get("groups") or [])]
+    if outside:
+        shown = ", ".join(outside[:10]) + (f" and {len(outside) - 10} more"
+                                           if len(outside) > 10 else "")
+        raise Forbidden(f"project {project['name']} may not deploy to {shown}: only an admin "
+                        "deploys outside the project's hosts and groups")

@@ -229,6 +229,7 @@ async def test_a_checks_output_is_its_own_log_and_cannot_pose_as_ferrys(ssh, fle
                                    "echo 'ferry: not a refusal'; test -s VERSION"}
     sink = await deploy(ssh, fleet, tmp_path, 1, health_check=check)
     assert sink.logged("verify") == ["previous=releases/99", "ferry-x prune",
-                                     "ferry: not a refusal"]
+                                     "ferry: not a refusal",
+                                     "health check passed (attempt 1/3)"]
     assert sink.report["previous"] is None
     assert sink.ended()[-2:] == [("verify", "ok"), ("prune", "ok")]

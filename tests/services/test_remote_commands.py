@@ -240,6 +240,38 @@ async def test_a_hook_that_times_out_is_killed_with_its_children(session, tmp_pa
     assert await pid_gone(int(pid_file.read_text()))
 
 
+def health_check(script: str, env: dict[str, str] | None = None) -> str:
+    """Ferry's verify step alone, with `script` as the project's health check command."""
+    command = remote.health_command(script, "/", env or {}, PATH)
+    return f"cd / || exit\n{remote._verify(command, TAG)}"
+
+
+async def test_a_health_checks_nohup_child_does_not_outlive_the_check(session, tmp_path):
+    pid_file = tmp_path / "child.pid"
+    script = f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}; echo started"
+    status, lines = await run(session, health_check(script))
+    assert (status, lines) == (0, [f"{TAG} verify", "started", f"{TAG} verify-status 0"])
+    assert await pid_gone(int(pid_file.read_text()))
+
+
+async def test_a_health_check_that_times_out_is_killed_with_its_children(session, tmp_path):
+    pid_file = tmp_path / "child.pid"
+    with pytest.raises(Exception, match="timed out"):
+        await run(session, health_check(f"sleep 300 & echo $! > {pid_file}; wait"), timeout=2)
+    for _ in range(100):
+        if pid_file.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert await pid_gone(int(pid_file.read_text()))
+
+
+async def test_a_health_check_runs_with_bash_e_in_a_clean_environment(session):
+    script = 'echo "[$FLEET_HOST] [$PATH] [$APP_ENV]"; false; echo not reached'
+    status, lines = await run(session, health_check(script, {"APP_ENV": "$(id)"}))
+    assert (status, lines) == (0, [f"{TAG} verify", f"[] [{PATH}] [$(id)]",
+                                   f"{TAG} verify-status 1"])
+
+
 async def test_a_hooks_exit_status_is_the_commands(session):
     assert (await run(session, remote.hook("exit 7", "/", {}, PATH)))[0] == 7
     assert (await run(session, remote.hook("false; echo not reached", "/", {}, PATH))) == (
@@ -308,6 +340,16 @@ def _release(root: Path, name: str, marker: bool = True) -> None:
     (root / "releases" / name).mkdir(parents=True)
     if marker:
         (root / "releases" / name / remote.MARKER).write_text(f"release={name}\n")
+
+
+async def test_the_switch_tells_where_a_current_not_made_by_ferry_pointed(session, fleet):
+    deploy = fleet.host_path(0, DEPLOY)
+    (deploy / "releases" / "3").mkdir(parents=True)
+    (deploy / "current").symlink_to("./elsewhere")
+    status, lines = await run(session, remote.switch(DEPLOY, 3))
+    assert (status, lines) == (0, ["previous=./elsewhere"])
+    status, lines = await run(session, remote.switch(DEPLOY, 3))
+    assert (status, lines) == (0, ["previous=releases/3"])
 
 
 async def test_prune_keeps_the_newest_releases_and_current_and_nothing_else_of_ferrys(
