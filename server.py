@@ -16,16 +16,24 @@ import socket
 import sys
 from pathlib import Path
 
-import tornado.httpserver
-import tornado.web
+try:
+    import tornado.httpserver
+    import tornado.web
 
-from handlers import ROUTES
-from handlers.access import check_routes
-from services import Services, embedded_db
-from services.datadir import DataDirError, DataDirLock
-from services.embedded_db import EmbeddedDatabaseError
-from services.settings import Settings
-from services.store import Store
+    from handlers import HEALTH_ROUTES, ROUTES
+    from handlers.access import check_routes
+    from services import Services, embedded_db
+    from services.datadir import DataDirError, DataDirLock
+    from services.embedded_db import EmbeddedDatabaseError
+    from services.settings import Settings
+    from services.store import Store
+except ModuleNotFoundError as missing:
+    # A Python without Ferry's dependencies (the system one, outside .venv): one line that
+    # says what to do, not a traceback. A module of Ferry's own that is missing is a bug.
+    if (missing.name or "").partition(".")[0] in ("handlers", "services", "fleet"):
+        raise
+    sys.exit(f"ferry: Ferry's dependencies are not installed in this Python ({sys.executable}:"
+             f" no module {missing.name!r}): run `make demo`, or use .venv/bin/python server.py")
 
 log = logging.getLogger("ferry")
 HERE = Path(__file__).resolve().parent
@@ -65,6 +73,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--admin-password", default=os.environ.get("FERRY_ADMIN_PASSWORD"),
                         help="password for the first admin user, when none exists yet "
                              "(default: generated and printed; env FERRY_ADMIN_PASSWORD)")
+    parser.add_argument("--allow-private-notifications", action="store_true",
+                        help="let notification channels reach loopback, private and "
+                             "link-local addresses (setting notify_allow_private)")
+    parser.add_argument("--public-url", default="",
+                        help="the address people reach Ferry at, for links in "
+                             "notifications (e.g. https://ferry.example.com)")
+    parser.add_argument("--metrics-token", default=os.environ.get("FERRY_METRICS_TOKEN", ""),
+                        help="bearer token /metrics requires (env FERRY_METRICS_TOKEN); "
+                             "without it and without --metrics-port, an admin's credentials")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve /metrics on its own listener at --metrics-address "
+                             "(and not on the main port)")
+    parser.add_argument("--metrics-address", default="127.0.0.1",
+                        help="address of the metrics listener (default: %(default)s)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
@@ -101,6 +123,10 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     # The path only: a query string can carry a token or a password.
     log.log(level, "%d %s %s (%s%s) %.1fms", status, handler.request.method,
             handler.request.path, who, address, ms)
+    services = handler.settings.get("services")
+    if services is not None:
+        services.metrics.observe_request(type(handler).__name__, handler.request.method or "",
+                                         status, ms / 1000)
 
 
 def _network(text: str) -> str:
@@ -134,6 +160,12 @@ def make_app(services: Services) -> tornado.web.Application:
     )
 
 
+def make_metrics_app(services: Services) -> tornado.web.Application:
+    """The separate metrics listener: /metrics (and the probes) only."""
+    return tornado.web.Application(HEALTH_ROUTES, services=services, metrics_listener=True,
+                                   log_function=log_request)
+
+
 class StartupError(RuntimeError):
     """Ferry cannot start; the message is the one line (or the database's lines) to show."""
 
@@ -165,6 +197,7 @@ async def serve(args: argparse.Namespace) -> None:
     lock = DataDirLock(data_dir)
     lock.acquire()
     sockets = bind(args.address, args.port)
+    metrics_sockets = bind(args.metrics_address, args.metrics_port) if args.metrics_port else []
     settings = Settings(data_dir=data_dir, address=args.address, port=args.port,
                         mongo_url=args.mongo_url, db_name=args.db_name, demo=args.demo,
                         exclusive_db=args.mongo_url is None,
@@ -172,6 +205,10 @@ async def serve(args: argparse.Namespace) -> None:
                         outbound_allow_private=args.allow_private_remotes,
                         outbound_allow_cidrs=tuple(args.allow_network),
                         cookie_secret=cookie_secret(data_dir),
+                        metrics_token=args.metrics_token, metrics_port=args.metrics_port,
+                        metrics_address=args.metrics_address,
+                        notify_allow_private=args.allow_private_notifications,
+                        public_url=args.public_url,
                         instance_id=f"{socket.gethostname()}:{os.getpid()}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -193,6 +230,8 @@ async def serve(args: argparse.Namespace) -> None:
             await demo.start()
             stack.push_async_callback(demo.stop)
         server = listen(make_app(services), settings, sockets)
+        if metrics_sockets:
+            listen(make_metrics_app(services), settings, metrics_sockets)
         print_banner(settings, password, args.demo)
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise pause fan-out for ~100 ms each.

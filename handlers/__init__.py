@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
-from handlers import auth, chat, events, hosts, pages, projects, releases, votes, wall, ws
+from handlers import (
+    auth,
+    chat,
+    events,
+    health,
+    hosts,
+    notify,
+    pages,
+    projects,
+    releases,
+    team,
+    votes,
+    wall,
+    webhooks,
+    ws,
+)
+from handlers.audit import AuditApiHandler, AuditPage
 from handlers.base import NotFoundHandler
+from handlers.gates import ReleaseApprovalHandler, ReleaseGateHandler, WaitingReleasesHandler
+from handlers.openapi import ApiDocsPage, OpenApiHandler
+from handlers.vote_screen import (
+    VoteScreenApiHandler,
+    VoteScreenEventsHandler,
+    VoteScreenPage,
+    VoteScreenSocketHandler,
+)
 
 ID = r"(\d+)"
 NAME = r"([A-Za-z0-9_.-]+)"
@@ -13,7 +37,15 @@ AUTH_ROUTES = [
     (r"/logout", auth.LogoutHandler),
     (r"/api/me", auth.MeHandler),
     (r"/api/tokens", auth.TokensHandler),
+    (r"/api/tokens/(\d+)", auth.TokenHandler),
     (r"/api/session", auth.SessionApiHandler),
+]
+
+TEAM_ROUTES = [
+    (r"/users", team.UsersPage),
+    (r"/tokens", team.TokensPage),
+    (r"/api/users", team.UsersHandler),
+    (rf"/api/users/{NAME}", team.UserHandler),
 ]
 
 HOST_ROUTES = [
@@ -21,6 +53,7 @@ HOST_ROUTES = [
     (rf"/api/hosts/{NAME}", hosts.HostHandler),
     (rf"/api/hosts/{NAME}/scan", hosts.HostScanHandler),
     (rf"/api/hosts/{NAME}/trust", hosts.HostTrustHandler),
+    (rf"/api/hosts/{NAME}/releases", hosts.HostReleasesHandler),
 ]
 
 PROJECT_ROUTES = [
@@ -29,6 +62,8 @@ PROJECT_ROUTES = [
     (rf"/api/projects/{NAME}/refs", projects.ProjectRefsHandler),
     (rf"/api/projects/{NAME}/refresh", projects.ProjectRefreshHandler),
     (rf"/api/projects/{NAME}/commits", projects.ProjectCommitsHandler),
+    (rf"/api/projects/{NAME}/members", team.ProjectMembersHandler),
+    (rf"/api/projects/{NAME}/members/{NAME}", team.ProjectMemberHandler),
 ]
 
 RELEASE_ROUTES = [
@@ -37,6 +72,11 @@ RELEASE_ROUTES = [
     (rf"/api/releases/{ID}/(cancel|promote|retry)", releases.ReleaseActionHandler),
     (rf"/api/releases/{ID}/rollback", releases.ReleaseRollbackHandler),
     (rf"/api/releases/{ID}/hosts/{NAME}/log", releases.HostLogHandler),
+    (rf"/api/releases/{ID}/logs", releases.ReleaseLogsHandler),
+    (rf"/api/releases/{ID}/commits", releases.ReleaseCommitsHandler),
+    (r"/api/releases/waiting", WaitingReleasesHandler),
+    (rf"/api/releases/{ID}/(approve|reject|start)", ReleaseGateHandler),
+    (rf"/api/releases/{ID}/approval", ReleaseApprovalHandler),
 ]
 
 CHAT_ROUTES = [
@@ -59,9 +99,46 @@ WALL_ROUTES = [
     (r"/api/wall/links/(\d+)", wall.WallLinkHandler),
 ]
 
+VOTE_SCREEN_ROUTES = [   # the big-screen vote page: a user or a wall link
+    (rf"/releases/{ID}/vote", VoteScreenPage),
+    (rf"/releases/{ID}/vote/ws", VoteScreenSocketHandler),
+    (rf"/api/releases/{ID}/vote/screen", VoteScreenApiHandler),
+    (rf"/api/releases/{ID}/vote/events", VoteScreenEventsHandler),
+]
+
+WEBHOOK_ROUTES = [
+    (rf"/hooks/([a-z]{{1,20}})/{NAME}", webhooks.WebhookHandler),
+    (rf"/api/projects/{NAME}/webhook", webhooks.ProjectWebhookHandler),
+]
+
+CHANNEL = r"([0-9a-f]{24})"
+NOTIFY_ROUTES = [
+    (rf"/api/projects/{NAME}/notifications", notify.ChannelsHandler),
+    (rf"/api/projects/{NAME}/notifications/{CHANNEL}", notify.ChannelHandler),
+    (rf"/api/projects/{NAME}/notifications/{CHANNEL}/test", notify.ChannelTestHandler),
+    (rf"/api/projects/{NAME}/notifications/{CHANNEL}/deliveries", notify.ChannelLogHandler),
+]
+
+API_DOC_ROUTES = [
+    (r"/api/openapi.json", OpenApiHandler),
+    (r"/api/docs", ApiDocsPage),
+]
+
+HEALTH_ROUTES = [
+    (r"/healthz", health.HealthzHandler),
+    (r"/readyz", health.ReadyzHandler),
+    (r"/metrics", health.MetricsHandler),
+]
+
+AUDIT_ROUTES = [   # admins only; read only (no verb edits or deletes an entry)
+    (r"/audit", AuditPage),
+    (r"/api/audit", AuditApiHandler),
+]
+
 PAGE_ROUTES = [
     (r"/", pages.DashboardPage),
     (r"/hosts", pages.HostsPage),
+    (rf"/hosts/{NAME}", pages.HostPage),
     (r"/projects", pages.ProjectsPage),
     (rf"/projects/{NAME}", pages.ProjectPage),
     (rf"/projects/{NAME}/release", pages.NewReleasePage),
@@ -73,11 +150,18 @@ PAGE_ROUTES = [
 ROUTES = [
     *PAGE_ROUTES,
     *AUTH_ROUTES,
+    *TEAM_ROUTES,
     *HOST_ROUTES,
     *PROJECT_ROUTES,
     *RELEASE_ROUTES,
     *CHAT_ROUTES,
     *EVENT_ROUTES,
     *WALL_ROUTES,
+    *VOTE_SCREEN_ROUTES,
+    *HEALTH_ROUTES,
+    *AUDIT_ROUTES,
+    *WEBHOOK_ROUTES,
+    *NOTIFY_ROUTES,
+    *API_DOC_ROUTES,
     (r".*", NotFoundHandler),
 ]

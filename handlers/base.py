@@ -170,17 +170,22 @@ class BaseHandler(tornado.web.RequestHandler):
     def get_current_user(self) -> User | None:
         return getattr(self, "_user", None)
 
-    def actor(self) -> Actor:
-        """Who is acting in this request, for the audit log."""
+    def actor(self, via: str | None = None, name: str | None = None) -> Actor:
+        """Who is acting in this request, for the audit log; `via` and `name` replace
+        what the request says (a chat command, a sign-in before there is a user)."""
         user = self.current_user
-        via = getattr(user, "via", None) or ("token" if self.token_auth else "page")
-        return Actor(user.name if user else "anonymous", self.client_address(), via)
+        via = via or getattr(user, "via", None) or ("token" if self.token_auth else "page")
+        name = name or (user.name if user else "anonymous")
+        return Actor(name, self.client_address(), via)
 
     async def audit(self, action: str, target: str = "", *, project: str | None = None,
-                    details: dict[str, Any] | None = None) -> None:
-        """Append this request's action to the audit log (after it succeeded)."""
-        await self.services.audit.record(self.actor(), action, target, project=project,
-                                         details=details)
+                    details: dict[str, Any] | None = None, via: str | None = None,
+                    actor: str | None = None) -> None:
+        """Append this request's action to the audit log (after it succeeded, before the
+        answer). A database that refuses the entry does not fail the request (see
+        services/team/audit.py)."""
+        await self.services.audit.record(self.actor(via, actor), action, str(target),
+                                         project=project, details=details)
 
     def check_xsrf_cookie(self) -> None:
         # A bearer token cannot be sent by a third-party page, so it needs no XSRF token.

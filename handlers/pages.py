@@ -13,7 +13,7 @@ from typing import Any
 import tornado.escape
 import tornado.web
 
-from handlers.access import UserError, public, requires
+from handlers.access import UserError, on_project, on_release, public, requires
 from handlers.base import BaseHandler, same_site_path
 from handlers.locale import LOCALE_COOKIE, cookie_locale, translations
 from services.releases.service import parse_release_id
@@ -22,18 +22,24 @@ NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 VENDOR_DIRS = {
     "cytoscape": NODE_MODULES / "cytoscape" / "dist",
     "cytoscape-dagre": NODE_MODULES / "cytoscape-dagre" / "dist",
+    "uplot": NODE_MODULES / "uplot" / "dist",
+    "swagger-ui": NODE_MODULES / "swagger-ui-dist",
 }
 class PageHandler(BaseHandler):
-    """The XSRF cookie and the translated strings for the page's scripts."""
+    """The XSRF cookie, the translated strings for the page's scripts, and the role the
+    page's buttons follow: the user's role on the page's project when it is about one
+    (`project_role`, set by @on_project / @on_release), else their global role."""
+
+    project_role: str | None = None
 
     def render_page(self, template: str, **kwargs: Any) -> None:
         self.xsrf_token  # noqa: B018 — sets the _xsrf cookie the scripts send back
         strings = tornado.escape.json_encode(translations(self.locale))
-        self.render(template, i18n=strings, **kwargs)
+        self.render(template, i18n=strings, page_role=self.project_role, **kwargs)
 
 
 class DashboardPage(PageHandler):
-    @requires("viewer")
+    @requires("member")
     def get(self) -> None:
         self.render_page("dashboard.html")
 
@@ -44,28 +50,37 @@ class HostsPage(PageHandler):
         self.render_page("hosts.html")
 
 
-class ProjectsPage(PageHandler):
+class HostPage(PageHandler):
+    """One host: its releases across projects, what `current` points to, its failures."""
+
     @requires("viewer")
+    async def get(self, name: str) -> None:
+        host = await self.services.hosts.get(name)
+        self.render_page("host.html", host=host)
+
+
+class ProjectsPage(PageHandler):
+    @requires("member")
     def get(self) -> None:
         self.render_page("projects.html")
 
 
 class ProjectPage(PageHandler):
-    @requires("viewer")
+    @on_project("view")
     async def get(self, name: str) -> None:
         project = await self.services.projects.get(name)
         self.render_page("project.html", project=project)
 
 
 class NewReleasePage(PageHandler):
-    @requires("deployer")
+    @on_project("deploy")
     async def get(self, name: str) -> None:
         project = await self.services.projects.get(name)
         self.render_page("new_release.html", project=project)
 
 
 class ReleasePage(PageHandler):
-    @requires("viewer")
+    @on_release("view")
     async def get(self, release_id: str) -> None:
         release = await self.services.releases.find(parse_release_id(release_id))
         self.render_page("release.html", release_id=release["id"])

@@ -32,11 +32,40 @@ class Settings:
     ws_max_message_bytes: int = 64 * 1024
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0   # Tornado: at most the ping interval
+    # An open /ws checks its user again this often: a disabled user's socket closes, and a
+    # topic they may no longer read (a membership removed) is unsubscribed
+    ws_auth_recheck_s: float = 15.0
     session_ttl_s: int = 7 * 24 * 3600
     # JSON request bodies and /ws messages nested deeper than this are refused (400)
     json_max_depth: int = 32
     # X-Forwarded-For is believed only when the peer is one of these proxies (none: never)
     trusted_proxies: tuple[str, ...] = ()
+    # /metrics: a bearer token Prometheus sends, and/or a separate listener (port 0: none).
+    # With neither, /metrics answers an admin's credentials only.
+    metrics_token: str = ""
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 0
+    # Git webhooks in (services/webhooks/): payload size, rules per project, how long a
+    # delivery id is remembered (a replay within it creates nothing)
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_rules_max: int = 20
+    webhook_delivery_ttl_s: int = 7 * 24 * 3600
+    webhook_refused_audit_every_s: float = 60.0   # refused deliveries audited per address
+    # Notifications out (services/notify/): private addresses need this switch (as git
+    # remotes need outbound_allow_private); queues, timeouts, retries, the delivery log
+    notify_allow_private: bool = False
+    notify_channels_max: int = 20           # per project
+    notify_queue_max: int = 100             # waiting messages per channel (then dropped)
+    notify_dispatch_max: int = 1000         # release events waiting to be fanned out
+    notify_timeout_s: float = 10.0
+    notify_max_attempts: int = 4
+    notify_backoff_s: float = 1.0           # doubling after each failed attempt...
+    notify_backoff_max_s: float = 60.0      # ...up to this (also caps a Retry-After)
+    notify_log_ttl_s: int = 30 * 24 * 3600
+    # The address people reach Ferry at, for links in notifications ("" for none)
+    public_url: str = ""
+    # /readyz: how long the database may take to answer its ping
+    readyz_db_timeout_s: float = 2.0
 
     # Sign-in throttling, per account and per client address (in memory, per instance)
     signin_max_failures: int = 10           # failed passwords per account per window...
@@ -45,6 +74,11 @@ class Settings:
     signin_lockout_s: float = 60.0          # the first lockout; each next one doubles...
     signin_lockout_max_s: float = 3600.0    # ...up to this
     signin_throttle_max_entries: int = 10000  # per table (accounts, addresses); LRU beyond
+    # API tokens: the longest expiry a token may ask for, how many one user may hold, and
+    # how often a token's last use is written (at most once per this many seconds)
+    token_max_days: int = 3650
+    tokens_per_user_max: int = 100
+    token_touch_interval_s: float = 60.0
 
     # Worker threads for tar and hashing (packaging); git and password hashing have their own
     executor_threads: int = 4
@@ -59,6 +93,7 @@ class Settings:
     git_low_speed_time_s: int = 30
     git_allow_file_urls: bool = False
     git_commits_limit: int = 50
+    release_commits_max: int = 200      # commits listed on a release page ("and N more")
     git_refs_limit: int = 500
     git_error_max_chars: int = 500
     # Network git work (clone/fetch): at most this many at once, and per remote host:port;
@@ -120,6 +155,9 @@ class Settings:
     verify_timeout_s: float = 10.0
     default_keep_releases: int = 5
     max_hosts_per_release: int = 5000
+    inventory_max_chars: int = 512 * 1024   # an Ansible inventory imported at once
+    host_history_page_max: int = 100    # releases per page of GET /api/hosts/<name>/releases
+    host_history_scan_max: int = 1000   # newest host runs read for `current` and failures
     artifact_max_bytes: int = 2 * 1024**3
 
     # Leases (deploy lock, release ownership)
@@ -135,6 +173,9 @@ class Settings:
     client_buffer_max_events: int = 20000
     longpoll_max_wait_s: float = 30.0
     longpoll_max_waiters: int = 10000
+    # GET /api/releases/<id>?wait=S holds the answer until the release ends (or pauses),
+    # at most this long; it counts against longpoll_max_waiters like any long-poll.
+    release_wait_max_s: float = 600.0
     event_topic_max_chars: int = 200
     event_max_topics_in_memory: int = 1000
     event_topic_idle_s: float = 120.0
@@ -176,6 +217,20 @@ class Settings:
     chat_failure_names_max: int = 20        # host names listed in that message ("and N more")
     vote_comment_max_chars: int = 500
     vote_timeout_max_s: int = 7 * 24 * 3600
+    vote_screen_chat_lines: int = 12        # newest room lines a big-screen vote page shows
+
+    # Approvals, freeze windows and scheduled releases (services/releases/gates.py)
+    approval_max_required: int = 20         # approvals a project may require
+    approval_max_approvers: int = 50        # entries in a project's approval.approvers
+    approval_expires_default_s: int = 24 * 3600
+    approval_expires_max_s: int = 30 * 24 * 3600
+    approval_comment_max_chars: int = 500
+    freeze_max_windows: int = 50            # windows in a project's freezes
+    freeze_reason_max_chars: int = 200
+    freeze_duration_max_s: int = 31 * 24 * 3600   # of one recurring window
+    schedule_max_ahead_s: int = 90 * 24 * 3600    # how far ahead not_before may be
+    gate_max_waiting: int = 1000            # releases scheduled or awaiting approval at once
+    gate_retry_s: float = 10.0              # a due release whose project is locked retries
 
     # The big-screen wall (services/wall/)
     wall_max_hosts: int = 20000             # hosts the wall's board holds (bounded memory)
@@ -186,6 +241,13 @@ class Settings:
     wall_links_max: int = 200               # wall links, revoked ones included (409 beyond)
     wall_link_name_max_bytes: int = 100
     wall_link_recheck_s: float = 5.0        # wall-link sockets and polls see a revocation within
+
+    # The audit log (services/team/audit.py)
+    audit_page_max: int = 200               # most entries one GET /api/audit page returns
+    audit_write_attempts: int = 3           # tries of a refused entry, then the server log
+    audit_value_max_chars: int = 65536      # longer strings in an entry's details are cut
+    audit_filter_max_chars: int = 200       # longest actor / project filter accepted
+    audit_wall_link_use_every_s: float = 900.0   # a wall link's use: one entry per this
 
     # Shutdown
     shutdown_grace_s: float = 10.0

@@ -38,6 +38,7 @@ class Store:
         self.users = self.db.users
         self.sessions = self.db.sessions
         self.tokens = self.db.tokens
+        self.members = self.db.members
         self.projects = self.db.projects
         self.hosts = self.db.hosts
         self.releases = self.db.releases
@@ -55,6 +56,10 @@ class Store:
         await self.sessions.create_index("expires_at", expireAfterSeconds=0)
         await self.sessions.create_index("digest", unique=True)
         await self.tokens.create_index("digest", unique=True)
+        await self.tokens.create_index([("user", ASCENDING), ("_id", ASCENDING)])
+        await self.members.create_index([("project", ASCENDING), ("user", ASCENDING)],
+                                        unique=True)
+        await self.members.create_index("user")
         await self.projects.create_index("name", unique=True)
         await self.hosts.create_index("name", unique=True)
         await self.hosts.create_index("groups")
@@ -62,12 +67,14 @@ class Store:
         await self.releases.create_index("state")
         await self.host_runs.create_index([("release_id", ASCENDING), ("host", ASCENDING)],
                                           unique=True)
+        await self.host_runs.create_index([("host", ASCENDING), ("release_id", DESCENDING)])
         await self.host_logs.create_index([("release_id", ASCENDING), ("host", ASCENDING),
                                            ("seq", ASCENDING)])
         await self.events.create_index([("topic", ASCENDING), ("first_seq", ASCENDING)],
                                        unique=True)
         await self.audit.create_index([("actor", ASCENDING), ("_id", DESCENDING)])
         await self.audit.create_index([("project", ASCENDING), ("_id", DESCENDING)])
+        await self.audit.create_index([("action", ASCENDING), ("_id", DESCENDING)])
 
     async def next_id(self, name: str) -> int:
         """A strictly increasing integer per counter name (atomic in the database)."""

@@ -65,6 +65,11 @@ def settings_overrides() -> dict:
 @pytest.fixture
 def settings(tmp_path: Path, mongo_url: str, settings_overrides: dict) -> Settings:
     """Settings for one test: its own data dir and database, short timeouts."""
+    return make_settings(tmp_path, mongo_url).replace(**settings_overrides)
+
+
+def make_settings(tmp_path: Path, mongo_url: str) -> Settings:
+    """The tests' settings (also for servers a module shares between its tests)."""
     return Settings(
         data_dir=tmp_path / "data", mongo_url=mongo_url,
         db_name=f"t_{uuid.uuid4().hex[:12]}", cookie_secret="test-secret",
@@ -75,7 +80,7 @@ def settings(tmp_path: Path, mongo_url: str, settings_overrides: dict) -> Settin
         ssh_login_timeout_s=5, ssh_command_timeout_s=30, hook_timeout_s=30,
         verify_retries=2, verify_interval_s=0.2, lease_ttl_s=10, lease_renew_s=2,
         instance_id=f"test-{uuid.uuid4().hex[:6]}", shutdown_grace_s=3,
-        exclusive_db=True).replace(**settings_overrides)
+        exclusive_db=True)
 
 
 @pytest.fixture
