@@ -10,9 +10,13 @@ the rate limit and the database write), the send time written at the end of the 
 Latency is the time a reader got a message minus the time its POST was sent.
 
 Final line, JSON: {"clients", "websocket", "longpoll", "senders", "published", "refused",
-"lost", "duplicated", "p50_ms", "p99_ms", "ws_p99_ms", "longpoll_p99_ms", "rss_mb"}
-(rss_mb: this process's peak RSS: Ferry plus the senders' HTTP client). A line before it
-gives the details.
+"lost", "duplicated", "p50_ms", "p99_ms", "ws_p99_ms", "longpoll_p99_ms", "rss_mb",
+"post_p99_ms", "server_lag_p99_ms", "clients_lag_p99_ms"} (rss_mb: this process's peak
+RSS: Ferry plus the senders' HTTP client; post_*: from sending a POST to its answer;
+*_lag: how late each side's event loop ran a 10 ms timer, so a run can tell Ferry being
+slow from the readers being slow). A line before it gives the details (CPU seconds of
+both sides among them). `--profile FILE` writes a cProfile of
+Ferry's process during the sending.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import json
 import subprocess
@@ -33,6 +38,7 @@ import tornado.httpclient
 import tornado.httpserver
 import tornado.netutil
 
+from bench.chat_clients import LoopLag
 from bench.fanout import RssPeak
 from server import make_app
 from services import Services
@@ -53,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=50)
     parser.add_argument("--rate", type=float, default=20, help="messages per second, total")
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--ws-auth-recheck-s", type=float, default=None,
+                        help="Ferry's ws_auth_recheck_s (default: the setting's default): "
+                             "each socket's periodic credential check reads the database")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="write a cProfile of Ferry's process while sending to FILE")
     return parser.parse_args(argv)
 
 
@@ -83,9 +94,11 @@ async def send_all(url: str, tokens: list[str], rate: float, seconds: float) -> 
     loop = asyncio.get_running_loop()
     start, total = loop.time(), int(rate * seconds)
     results: list[tuple[int, int]] = []
+    answered: list[float] = []      # seconds from sending a POST to its answer
 
     async def send(n: int) -> None:
-        body = json.dumps({"text": f"sender {n % len(tokens)} message {n} @{time.time():.6f}"})
+        sent = time.time()
+        body = json.dumps({"text": f"sender {n % len(tokens)} message {n} @{sent:.6f}"})
         try:
             response = await client.fetch(
                 f"{url}/api/chat/{ROOM}/messages", method="POST", body=body,
@@ -97,6 +110,7 @@ async def send_all(url: str, tokens: list[str], rate: float, seconds: float) -> 
             return
         seq = json.loads(response.body)["id"] if response.code == 201 else 0
         results.append((response.code, seq))
+        answered.append(time.time() - sent)
 
     tasks = []
     for n in range(total):
@@ -107,16 +121,27 @@ async def send_all(url: str, tokens: list[str], rate: float, seconds: float) -> 
     await asyncio.gather(*tasks)
     client.close()
     codes = [code for code, _ in results]
+    refused = {str(code): codes.count(code) for code in sorted(set(codes)) if code != 201}
     return {"published": codes.count(201), "refused": len(codes) - codes.count(201),
+            "refused_by_code": refused,
             "last_seq": max((seq for _, seq in results), default=0),
+            "post_p50_ms": _percentile_ms(answered, 0.50),
+            "post_p99_ms": _percentile_ms(answered, 0.99),
             "send_s": round(loop.time() - start, 2)}
+
+
+def _percentile_ms(values: list[float], fraction: float) -> float:
+    ordered = sorted(values) or [0.0]
+    return round(1000 * ordered[int(fraction * (len(ordered) - 1))], 1)
 
 
 async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="ferry-chat-") as tmp:
         async with EmbeddedDatabase(":memory:") as database:
+            recheck = ({} if args.ws_auth_recheck_s is None
+                       else {"ws_auth_recheck_s": args.ws_auth_recheck_s})
             settings = Settings(data_dir=Path(tmp), mongo_url=database.url, db_name="chat",
-                                cookie_secret="bench", instance_id="bench")
+                                cookie_secret="bench", instance_id="bench", **recheck)
             services = Services(settings, Store(database.url, settings.db_name))
             await services.open()
             await services.auth.ensure_admin("bench-password")
@@ -136,9 +161,16 @@ async def run(args: argparse.Namespace) -> dict:
             readers = Readers(url, reader_token, args.clients - longpoll, longpoll)
             try:
                 await readers.ready()
-                rss = RssPeak()
+                rss, lag = RssPeak(), LoopLag()
+                profile = cProfile.Profile() if args.profile else None
+                if profile is not None:
+                    profile.enable()
                 sent = await send_all(url, tokens, args.rate, args.seconds)
                 totals = await readers.totals(sent["last_seq"])
+                if profile is not None:
+                    profile.disable()
+                    profile.dump_stats(args.profile)
+                totals.update(lag.stop("server"))
                 return {**totals, **sent, **rss.stop(), "senders": args.senders}
             finally:
                 server.stop()
@@ -153,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     details = asyncio.run(run(args))
     print(json.dumps({**details, "cpus": psutil.cpu_count(), "args": vars(args)}), flush=True)
     keys = ("clients", "websocket", "longpoll", "senders", "published", "refused", "lost",
-            "duplicated", "p50_ms", "p99_ms", "ws_p99_ms", "longpoll_p99_ms", "rss_mb")
+            "duplicated", "p50_ms", "p99_ms", "ws_p99_ms", "longpoll_p99_ms", "rss_mb",
+            "post_p99_ms", "server_lag_p99_ms", "clients_lag_p99_ms")
     print(json.dumps({key: details.get(key) for key in keys}), flush=True)
 
 

@@ -19,7 +19,7 @@ MAX_SEQ = 2**53
 class EventsHandler(ApiHandler):
     _waiting: asyncio.Future | None = None
 
-    @requires("viewer")
+    @requires("member")
     async def get(self) -> None:
         topic, after, wait, limit = self._arguments()
         events_bus = self.services.events

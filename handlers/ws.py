@@ -14,8 +14,10 @@ websocket_max_message_size); pings find dead peers (websocket_ping_interval).
 
 Authentication happens in prepare() before the upgrade (session cookie or bearer
 token); the credential is checked again on every subscribe, so a revoked session
-stops subscribing. The origin check is strict: the server's own origin (Tornado
-compares Origin with Host) plus settings.allowed_origins, nothing else.
+stops subscribing, and every ws_auth_recheck_s: a disabled user's socket closes (4401)
+and a topic they may no longer read is unsubscribed with an `unknown_topic` error. The
+origin check is strict: the server's own origin (Tornado compares Origin with Host) plus
+settings.allowed_origins, nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import struct
 from collections.abc import Awaitable
 from typing import Any
 
+import tornado.ioloop
 import tornado.iostream
 import tornado.websocket
 
@@ -54,8 +57,9 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
     """Subscribers live exactly as long as their socket."""
 
     subscriber: Subscriber | None = None
+    _access_check: tornado.ioloop.PeriodicCallback | None = None
 
-    @requires("viewer")
+    @requires("member")
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await super().get(*args, **kwargs)
 
@@ -77,8 +81,34 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         self.subscriber = self.services.events.subscriber(self._write, self._close_for_bus,
                                                           text_frame)
+        if self.current_user is not None:      # a user's socket (not a wall link's)
+            # Each check reads the database. Jittered (every 64-96 % of the setting, so
+            # never later than it): sockets opened together (a page reload of a whole
+            # office, a reconnect after a restart) spread their checks instead of sending
+            # the database one burst every interval, which would stall every request.
+            self._access_check = tornado.ioloop.PeriodicCallback(
+                self._check_access, self.services.settings.ws_auth_recheck_s * 800,
+                jitter=0.4)
+            self._access_check.start()
+
+    async def _check_access(self) -> None:
+        """The credential and every subscribed topic, checked again: a user disabled (or
+        signed out) loses the socket, a topic they may no longer read is unsubscribed."""
+        user = await self._resolve_user()
+        if user is None:
+            await self._error("unauthenticated", "your session has ended; sign in again")
+            self.close(4401, "authentication required")
+            return
+        for topic in self.subscriber.topics if self.subscriber is not None else []:
+            try:
+                await self.services.events.authorize(topic, user)
+            except EventError as error:
+                self.subscriber.unsubscribe(topic)
+                await self._error(error.reason, str(error), topic=topic)
 
     def on_close(self) -> None:
+        if self._access_check is not None:
+            self._access_check.stop()
         if self.subscriber is not None:
             self.subscriber.close()
 
@@ -133,17 +163,28 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
                                  tornado.iostream.StreamClosedError):
             await self.write_message(dumps({"error": message, "reason": reason, **fields}))
 
-    def _write(self, data: bytes) -> Awaitable[None]:
+    def _write(self, data: bytes) -> Awaitable[None] | None:
         # Whole frames (see text_frame) straight onto the connection's stream: what
         # write_message does, minus its per-call wrapper task and copy, since this runs
         # for every subscriber on every tick. The Future completes when the socket took
-        # the bytes: the subscriber's backpressure.
+        # the bytes: the subscriber's backpressure. When nothing is queued on a plain
+        # (not TLS) stream, the frame is first offered to the socket itself: a socket
+        # that keeps up takes it whole, and no Future or callback is made (None).
         connection = self.ws_connection
         if connection is None or connection.is_closing() or connection.stream is None:
             raise ConnectionError("websocket closed")
+        stream = connection.stream
         try:
-            return connection.stream.write(data)
-        except tornado.iostream.StreamClosedError as error:
+            if type(stream) is tornado.iostream.IOStream and not stream.writing():
+                try:
+                    sent = stream.socket.send(data)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(data):
+                    return None
+                data = data[sent:]
+            return stream.write(data)
+        except (tornado.iostream.StreamClosedError, OSError) as error:
             raise ConnectionError("websocket closed") from error
 
     def _close_for_bus(self) -> None:

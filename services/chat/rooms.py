@@ -4,8 +4,8 @@ Three kinds of room, each a topic `chat:<room>` on the event bus:
 `lobby`, `release-<id>` (exists with the release) and `project-<name>` (exists with the
 project). Anything else is unknown (404), so a name can never carry `../`, a newline
 or a look-alike character anywhere. Who may read and write a room follows who may see
-its release or project: today every signed-in user sees every project (viewers may
-chat), so a room is open to every user once it exists.
+its release or project (services/team/access.py: anyone who sees a project may chat in
+its rooms); the lobby is open to every signed-in user.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from services.errors import NotFound
 from services.store import Store
+from services.team.access import Access
 from services.team.auth import User
 
 ROOM = re.compile(r"lobby|release-([1-9][0-9]{0,17})|project-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})",
@@ -56,8 +57,9 @@ def project_room(project: str) -> Room:
 class Rooms:
     """Resolves room names against the releases and projects that exist."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, access: Access) -> None:
         self.store = store
+        self.access = access
 
     async def exists(self, room: Room) -> bool:
         if room.release_id is not None:
@@ -70,7 +72,12 @@ class Rooms:
 
     async def may_use(self, room: Room, user: User) -> bool:
         """Whether `user` may read and write `room` (one rule for every transport)."""
-        return user.can("viewer") and await self.exists(room)
+        if room.release_id is not None:
+            return await self.access.may_see_release(user, room.release_id)
+        if room.project is not None:
+            return await self.exists(room) and await self.access.can(user, room.project,
+                                                                     "chat")
+        return await self.exists(room)
 
     async def require(self, name: Any, user: User) -> Room:
         """The room `user` asked for; NotFound (the same answer for a room that does not

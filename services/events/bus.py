@@ -45,8 +45,8 @@ from services.events.topics import (
     TopicCheck,
     TopicLog,
     TopicRegistry,
-    any_user,
     chat_room,
+    global_viewer,
 )
 from services.settings import Settings
 from services.store import Store, describe_db_error
@@ -65,16 +65,19 @@ class EventBus:
         self.db = EventStore(store, settings.instance_id, settings.event_flush_max_events,
                              settings.event_chunk_max_bytes, settings.event_max_bytes)
         self.topics = TopicRegistry(settings.event_topic_max_chars)
-        self.topics.register("wall", any_user, shared=True)
+        self.topics.register("wall", global_viewer, shared=True)
         self.topics.register("chat:", chat_room, shared=True)
         self._logs: dict[str, TopicLog] = {}
         self._loading: dict[str, asyncio.Task] = {}
         self._arrivals: dict[str, list[list[dict]]] = {}   # streamed in while loading
         self._dirty: set[TopicLog] = set()
-        self._flusher = Flusher(settings, self.db)
+        # Running totals for metrics (services/metrics reads them at scrape time).
+        self.counters = {"cut_offs": 0, "flushes": 0, "flush_seconds": 0.0}
+        self._flusher = Flusher(settings, self.db, self.counters)
         self._shared_queues: dict[str, list[tuple[dict, asyncio.Future]]] = {}
         self._subscribers: set[Subscriber] = set()
         self._waiters = 0
+        self._observers: list[Callable[[dict], None]] = []
         self._tasks: list[asyncio.Task] = []
         self._stream = None
         self._closing = False
@@ -130,6 +133,11 @@ class EventBus:
                 await self._stream.close()
 
     # -- topics -----------------------------------------------------------------------
+
+    def observe(self, observer: Callable[[dict], None]) -> None:
+        """Call `observer(event)` for every event this instance publishes (metrics, tests).
+        Observers run inline and must be quick and never raise."""
+        self._observers.append(observer)
 
     def register_topic(self, prefix: str, check: TopicCheck, *, shared: bool = False) -> None:
         """Make a family of topics known: "wall" exactly, or "release:" as a prefix.
@@ -195,6 +203,8 @@ class EventBus:
         if len(topic_log.events) > keep:
             topic_log.trim(keep)
         self._dirty.add(topic_log)
+        for observe in self._observers:
+            observe(event)
         return event
 
     async def _own(self, topic: str) -> TopicLog:
@@ -217,7 +227,10 @@ class EventBus:
         if topic_log.writer is None:
             topic_log.writer = asyncio.get_running_loop().create_task(
                 self._write_shared(topic_log), name=f"events {topic_log.name}")
-        return await future
+        event = await future
+        for observe in self._observers:
+            observe(event)
+        return event
 
     async def _write_shared(self, topic_log: TopicLog) -> None:
         queue = self._shared_queues[topic_log.name]
@@ -229,7 +242,7 @@ class EventBus:
                 del queue[:len(batch)]
                 events = [event for event, _ in batch]
                 try:
-                    await self._append_shared(topic_log, events)
+                    chunk = await self._append_shared(topic_log, events)
                 except Exception as error:
                     for _, future in batch:
                         if not future.done():
@@ -239,21 +252,24 @@ class EventBus:
                 for event, future in batch:
                     if not future.done():
                         future.set_result(event)
+                # Stored and delivered: the head hint is raised after, off the publishers'
+                # path (it only ever lags what is stored; see EventStore.head).
+                await self.db.advance_heads([chunk])
         finally:
             topic_log.writer = None
             if not queue:
                 self._shared_queues.pop(topic_log.name, None)
 
-    async def _append_shared(self, topic_log: TopicLog, events: list[dict]) -> None:
-        """Store one batch; connection errors are retried for event_flush_retry_max_s."""
+    async def _append_shared(self, topic_log: TopicLog, events: list[dict]) -> dict:
+        """Store one batch as a chunk (returned); connection errors are retried for
+        event_flush_retry_max_s."""
         head, batch, delay = topic_log.head, new_batch(), 0.05
         deadline = time.monotonic() + self.settings.event_flush_retry_max_s
         while True:
             try:
-                await self.db.append_shared(
+                return await self.db.append_shared(
                     topic_log.name, events, head, self.settings.event_shared_write_attempts,
                     batch)
-                return
             except PyMongoError as error:
                 if time.monotonic() + delay > deadline:
                     raise

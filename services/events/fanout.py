@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ferry.events")
 # write(data) queues bytes on the transport and returns an awaitable that completes
-# when the transport took them; it raises (or its result raises) ConnectionError once the
-# peer is gone. wrap(payload) turns a JSON message into those bytes (e.g. a WebSocket
-# frame); shared frames are wrapped once for all the subscribers that use the same wrap.
-Write = Callable[[bytes], Awaitable[None]]
+# when the transport took them, or None when it took them all at once; it raises (or its
+# result raises) ConnectionError once the peer is gone. wrap(payload) turns a JSON
+# message into those bytes (e.g. a WebSocket frame); shared frames are wrapped once for
+# all the subscribers that use the same wrap.
+Write = Callable[[bytes], Awaitable[None] | None]
 Wrap = Callable[[bytes], bytes]
 
 
@@ -116,6 +117,7 @@ class Subscriber:
             return
         if sub.live and topic_log.head - sub.cursor > self.bus.settings.client_buffer_max_events:
             self.unsubscribe(topic_log.name)
+            self.bus.counters["cut_offs"] += 1
             self._notice(sub)
         self._pump()
 
@@ -154,22 +156,27 @@ class Subscriber:
     # -- writing ----------------------------------------------------------------------
 
     def _pump(self) -> None:
+        """Write frames until one is in flight or nothing is left (see _pump_one)."""
+        while self._pump_one():
+            pass
+
+    def _pump_one(self) -> bool:
         """Write the next frame, unless one is in flight: notices first, then one frame
-        per topic in turn, from memory; an old cursor starts a database read."""
+        per topic in turn, from memory; an old cursor starts a database read. True when
+        the transport took the whole frame at once, so the next one may follow now."""
         if self.closed or self._in_flight is not None or self._catching_up is not None:
-            return
+            return False
         if self._notices:
             notice = self._notices.popleft()
-            self._send(self._cut_off_notice(notice) if isinstance(notice, Subscription)
-                       else notice)
-            return
+            return self._send(self._cut_off_notice(notice) if isinstance(notice, Subscription)
+                              else notice)
         subs, first = list(self._subs.values()), self._turn
         for index in range(len(subs)):
             sub = subs[(first + index) % len(subs)]
             if sub.cursor < sub.log.start:
                 self._catching_up = asyncio.get_running_loop().create_task(
                     self._catch_up(sub))
-                return
+                return False
             cached = sub.log.frame(sub.cursor, self.bus.settings.event_page_max, self._wrap)
             if cached is None:
                 sub.live = True
@@ -178,23 +185,29 @@ class Subscriber:
             self._turn = (first + index + 1) % len(subs)
             sub.acked = True
             if cached is None:
-                self._send(encode_frame(sub.log.name, []))
-            else:
-                data, sub.cursor = cached
-                self._start(data)
-            return
+                return self._send(encode_frame(sub.log.name, []))
+            data, sub.cursor = cached
+            return self._start(data)
+        return False
 
-    def _send(self, payload: bytes) -> None:
-        self._start(self._wrap(payload) if self._wrap else payload)
+    def _send(self, payload: bytes) -> bool:
+        return self._start(self._wrap(payload) if self._wrap else payload)
 
-    def _start(self, data: bytes) -> None:
+    def _start(self, data: bytes) -> bool:
+        """Hand `data` to the transport; True when it took every byte at once (the write
+        returned None: no Future, no callback, for the common case of a socket that keeps
+        up), else the frame is in flight until its Future completes."""
         try:
-            future = asyncio.ensure_future(self._write(data))
+            pending = self._write(data)
+            if pending is None:
+                return True
+            future = asyncio.ensure_future(pending)
         except ConnectionError:
             self.close()
-            return
+            return False
         self._in_flight = future
         future.add_done_callback(self._written)
+        return False
 
     def _written(self, future: asyncio.Future) -> None:
         self._in_flight = None
@@ -218,7 +231,8 @@ class Subscriber:
             return self._pump()
         if events:
             sub.cursor, sub.acked = events[-1]["seq"], True
-            self._send(encode_frame(sub.log.name, events))
+            if self._send(encode_frame(sub.log.name, events)):
+                self._pump()
         else:   # nothing is stored between the cursor and the window: skip to it
             sub.cursor = max(sub.cursor, sub.log.start)
             self._pump()

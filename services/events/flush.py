@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from pymongo.errors import PyMongoError
 
@@ -27,9 +28,10 @@ log = logging.getLogger("ferry.events")
 
 
 class Flusher:
-    def __init__(self, settings: Settings, db: EventStore) -> None:
+    def __init__(self, settings: Settings, db: EventStore, counters: dict) -> None:
         self.settings = settings
         self.db = db
+        self.counters = counters   # the bus's running totals: flushes, flush_seconds
         self._unbuilt: dict[str, tuple[TopicLog, int]] = {}  # events not yet in a chunk
         self._outbox: list[tuple[TopicLog, dict]] = []       # chunks not yet stored
         self._pending = 0
@@ -88,7 +90,10 @@ class Flusher:
         if not self._outbox:
             return
         outbox = self._outbox
+        started = time.monotonic()
         await self.db.insert([doc for _, doc in outbox])
+        self.counters["flushes"] += 1
+        self.counters["flush_seconds"] += time.monotonic() - started
         self._outbox = []
         for topic_log, doc in outbox:
             topic_log.unflushed -= len(doc["events"])

@@ -138,8 +138,10 @@ class EventStore:
             start += consumed
 
     async def append_shared(self, topic: str, events: list[dict], head: int, attempts: int,
-                            batch: str) -> None:
-        """Give `events` the seqs after the stored head and store them as one chunk.
+                            batch: str) -> dict:
+        """Give `events` the seqs after the stored head and store them as one chunk;
+        returns the chunk. Its head hint is left to the caller (`advance_heads`, once
+        the events are delivered: a hint only ever lags what is stored).
 
         `head` is the head this batch was first tried at and `batch` its id: call again
         with the same two after a connection error, so that a first try whose reply was
@@ -163,8 +165,7 @@ class EventStore:
                 for offset, event in enumerate(events):
                     event["seq"] = mine["first_seq"] + offset
                 doc = {**doc, "first_seq": mine["first_seq"], "last_seq": mine["last_seq"]}
-            await self._advance_heads([doc])
-            return
+            return doc
         raise SeqConflict(f"could not append to {topic} after {attempts} attempts")
 
     async def read(self, topic: str, after: int, upto: int, limit: int) -> list[dict]:
@@ -213,6 +214,10 @@ class EventStore:
                   "(two instances wrote one owned topic)", doc["topic"], doc["first_seq"],
                   doc["last_seq"], writer)
         return False
+
+    async def advance_heads(self, docs: list[dict]) -> None:
+        """Raise the head hints of the topics of `docs` (chunks that are stored)."""
+        await self._advance_heads(docs)
 
     async def _advance_heads(self, docs: list[dict]) -> None:
         heads: dict[str, tuple[int, int]] = {}

@@ -72,6 +72,11 @@ async def any_user(topic: str, user: User) -> bool:
     return True
 
 
+async def global_viewer(topic: str, user: User) -> bool:
+    """Topics about every project (the wall): users whose global role sees them all."""
+    return user.can("viewer")
+
+
 async def chat_room(topic: str, user: User) -> bool:
     return CHAT_ROOM.fullmatch(topic.split(":", 1)[1]) is not None
 
