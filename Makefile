@@ -29,8 +29,10 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 
+# Two workers, one test file each at a time (module fixtures and order stay per file).
+TEST_WORKERS ?= 2
 test: install lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 e2e: install
 	$(PY) -m pytest tests/e2e

@@ -14,6 +14,7 @@ import psutil
 
 from services.embedded_db import free_port
 from tests.conftest import ROOT, Api
+from tests.pids import command_line
 
 PASSWORD = "process-test-password"
 
@@ -68,4 +69,4 @@ class Ferry:
 
     def database(self) -> psutil.Process:
         """The embedded database child."""
-        return next(p for p in self.descendants() if "secantus" in " ".join(p.cmdline()))
+        return next(p for p in self.descendants() if "secantus" in command_line(p))

@@ -51,6 +51,15 @@ async def fleet_project(api, make_fleet, app_repo):
     return fleet
 
 
+@pytest.fixture
+async def canary_project(api, make_fleet, app_repo):
+    """Two hosts: a canary batch of one, then the other."""
+    fleet = await make_fleet(2)
+    await register_fleet(api, fleet)
+    await register_project(api, app_repo)
+    return fleet
+
+
 async def test_deploy_wait_exits_0_and_ends_with_the_counts(cli, fleet_project):
     code, out, err = await cli("deploy", "app", "v1", "--wait")
     assert code == 0, err
@@ -176,7 +185,8 @@ async def test_login_with_a_password_from_the_prompt(cli, tmp_path):
     assert code == 0
 
 
-async def test_promote_and_vote_and_cancel_act_on_a_paused_release(cli, api, fleet_project):
+async def test_promote_continues_a_paused_release_and_a_vote_with_none_open_exits_2(
+        cli, api, canary_project):
     strategy = json.dumps({"batches": [1, "100%"], "pause_after": [1]})
     code, out, _ = await cli("deploy", "app", "v1", "--strategy", strategy)
     assert code == 0

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import Api
 from tests.deploykit import deploy, register_fleet, register_project
 from tests.ferryproc import Ferry
+from tests.pids import command_line
 
 pytestmark = pytest.mark.slow
 @pytest.fixture
@@ -84,7 +85,7 @@ async def test_ctrl_c_of_a_demo_server_keeps_the_fleet_up_until_releases_are_saf
     assert status == 201, release
     await wait_running(api, release["id"], 2)
     signalled_at = datetime.now(UTC)
-    fleet = [p for p in ferry.descendants() if "fleet" in " ".join(p.cmdline())]
+    fleet = [p for p in ferry.descendants() if "fleet" in command_line(p)]
     assert fleet, "the demo fleet runs as a child of Ferry"
     assert await ferry.signal_group(signal.SIGINT) == 0
     _, alive = await asyncio.to_thread(psutil.wait_procs, fleet, timeout=20)
@@ -99,9 +100,9 @@ async def test_sigkill_of_a_demo_server_leaves_no_fleet_process(ferries):
     ferry = ferries("--demo", "--demo-hosts", "3")
     await ferry.start()
     children = ferry.descendants()
-    assert any("fleet" in " ".join(p.cmdline()) for p in children)
+    assert any("fleet" in command_line(p) for p in children)
     ferry.process.kill()
     await asyncio.to_thread(ferry.process.wait, 30)
     _, alive = await asyncio.to_thread(psutil.wait_procs, children, timeout=30)
-    assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    assert not alive, [(p.pid, command_line(p)) for p in alive]
 
