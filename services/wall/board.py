@@ -15,6 +15,7 @@ from typing import Any
 from services.registry.hosts import natural_key
 
 ACTIVE = ("pending", "running", "paused")
+WAITING = ("scheduled", "awaiting_approval")   # not started: neither running nor finished
 HOST_FIELDS = ("name", "groups", "state", "stage", "release_id", "project", "ref", "sha",
                "updated_at")
 RELEASE_FIELDS = ("release_id", "project", "environment", "kind", "ref", "sha", "state",
@@ -91,6 +92,9 @@ class Board:
                 self.votes.pop(data["release_id"], None)
 
     def _release(self, data: dict) -> None:
+        if data.get("state") in WAITING:
+            self.releases.pop(data["release_id"], None)
+            return
         summary = {key: iso(data.get(key)) for key in RELEASE_FIELDS}
         self.releases[summary["release_id"]] = summary
         if summary["state"] not in ACTIVE:

@@ -40,6 +40,16 @@ def test_only_the_newest_finished_releases_are_kept():
     assert [r["release_id"] for r in board.snapshot()["releases"]] == [6, 5, 4]
 
 
+def test_a_release_waiting_to_start_is_neither_running_nor_finished():
+    board = Board(max_hosts=100, recent=8)
+    board.apply(release_event(1, 1, "succeeded", {}))
+    for seq, state in enumerate(("scheduled", "awaiting_approval"), 2):
+        board.apply(release_event(seq, seq, state, {}))
+    assert [r["release_id"] for r in board.snapshot()["releases"]] == [1]
+    board.apply(release_event(4, 3, "running", {}))
+    assert [r["release_id"] for r in board.snapshot()["releases"]] == [3, 1]
+
+
 def test_the_board_never_holds_more_hosts_than_its_limit():
     board = Board(max_hosts=3, recent=8)
     board.apply(release_event(1, 1, "running", {f"h{i}": ["running", None] for i in range(10)}))
