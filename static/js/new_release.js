@@ -1,6 +1,7 @@
 // New release: pick a ref (with its subject and author), the hosts by group, and a
 // strategy; see the commits between what is deployed and the target; start it.
 import { get, post } from "./api.js";
+import { batchCount, deployedNow, sizeValue, validSize } from "./release_plan.js";
 import { t, tn } from "./i18n.js";
 import { $, $$, applyRole, clear, commitRows, el, fmtTime, shortSha, showError }
   from "./util.js";
@@ -20,20 +21,20 @@ let starting = false;
 const loadErrors = [];        // what could not be loaded, shown above the form
 
 /** The page's error box: what failed to load, then `more` (unless already said). */
-function pageError(more) {
-  const extra = more && !loadErrors.some((error) => error.includes(more)) ? [more] : [];
-  showError([...loadErrors, ...extra].join("\n"));
+// What the error box shows: what failed to load, the commits list's error, the last
+// start's error. Each part is set and cleared by its own code, so a commits list that
+// arrives late does not wipe the answer to a start the user just clicked.
+const errors = { changes: "", start: "" };
+
+function pageError(part, message = "") {
+  if (part) errors[part] = message;
+  const parts = [errors.changes, errors.start].filter(
+    (text) => text && !loadErrors.some((error) => error.includes(text)));
+  showError([...loadErrors, ...parts].join("\n"));
 }
 
 function projectUrl(path) {
   return `/api/projects/${encodeURIComponent(project)}/${path}`;
-}
-
-function sizeValue(text) {
-  const value = String(text).trim();
-  if (/^\d+%$/.test(value)) return value;
-  if (/^\d+$/.test(value)) return Number(value);
-  return value;
 }
 
 function currentRef() {
@@ -72,41 +73,9 @@ async function loadRefs() {
   if (main) select.value = main.name;
 }
 
-function okCount(release) {
-  return (release.counts && release.counts.ok) || 0;
-}
-
-function hostTotal(release) {
-  if (release.total) return release.total;
-  return Object.values(release.counts || {}).reduce((a, b) => a + (b || 0), 0);
-}
-
-/** What is live now, from the project's releases (newest first): the newest release of
- * this environment that switched at least one host and was not switched back (a release
- * that failed on some hosts or a cancelled canary still switched the others; a rollback
- * carries its target's sha). A retry adds the hosts its source already switched. */
-function deployedNow(releases) {
-  const list = releases.filter((r) => !environment || r.environment === environment);
-  const at = list.findIndex((r) => r.sha && r.state !== "rolled_back" && okCount(r) > 0);
-  if (at < 0) return null;
-  const release = list[at];
-  let ok = okCount(release);
-  let root = release;
-  for (const older of list.slice(at + 1)) {
-    const source = older.id === root.retry_of && older.sha === release.sha;
-    if (source && older.state !== "rolled_back") {
-      ok += okCount(older);
-      root = older;
-    } else if (okCount(older) > 0 || !root.retry_of) {
-      break;
-    }
-  }
-  return { release, sha: release.sha, ok, total: Math.max(ok, hostTotal(root)) };
-}
-
 async function loadDeployed() {
   const { releases } = await get(`/api/releases?project=${encodeURIComponent(project)}&limit=100`);
-  deployed = deployedNow(releases);
+  deployed = deployedNow(releases, environment);
 }
 
 function showDeployed() {
@@ -172,11 +141,11 @@ async function showChanges() {
     else if (historyError) text = t("Recent commits of {ref}", { ref });
     title.textContent = text;
     commitRows(body, changed.value);
-    pageError();
+    pageError("changes");
   } else {
     clear(body);
     title.textContent = "";
-    pageError(changed.reason.message || String(changed.reason));
+    pageError("changes", changed.reason.message || String(changed.reason));
   }
 }
 
@@ -268,28 +237,6 @@ function strategy() {
   return body;
 }
 
-function batchCount(total, batches) {
-  let placed = 0;
-  let count = 0;
-  while (placed < total && count < 10000) {
-    const size = batches[Math.min(count, batches.length - 1)];
-    const n = typeof size === "number" ? size
-      : Math.max(1, Math.ceil((total * parseInt(size, 10)) / 100));
-    if (!(n > 0)) return 0;
-    placed += n;
-    count += 1;
-  }
-  return count;
-}
-
-/** A count of hosts (at least `min`) or a percentage from 1% to 100%. */
-function validSize(text, min) {
-  const value = String(text).trim();
-  const percent = value.match(/^(\d{1,3})%$/);
-  if (percent) return Number(percent[1]) >= 1 && Number(percent[1]) <= 100;
-  return /^\d+$/.test(value) && Number(value) >= min;
-}
-
 /** The strategy fields' problems, shown under them; Start stays disabled while any. */
 function validate() {
   const form = $("#release-form");
@@ -356,7 +303,7 @@ async function start(event) {
   const hosts = selectedHosts();
   const ref = currentRef();
   if (!hosts.length) {
-    pageError(t("no hosts selected"));
+    pageError("start", t("no hosts selected"));
     return;
   }
   if (!validate()) return;
@@ -364,12 +311,12 @@ async function start(event) {
   button.disabled = true;
   button.textContent = t("Starting…");
   try {
-    pageError();
+    pageError("start");
     const release = await post("/api/releases", { project, ref, hosts, strategy: strategy(),
       ...schedule() });
     location.assign(`/releases/${release.id}`);
   } catch (error) {
-    pageError(error.message);
+    pageError("start", error.message);
     starting = false;
     button.textContent = t("Start release");
     validate();
