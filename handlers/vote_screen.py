@@ -24,7 +24,7 @@ from handlers.access import UserError, public
 from handlers.base import ApiHandler, BadJson, BaseHandler, dumps, parse_json
 from handlers.events import EventsHandler
 from handlers.locale import translations
-from handlers.wall import REVOKED, WALL_COOKIE, WALL_COOKIE_DAYS, WallAccess
+from handlers.wall import REVOKED, WALL_COOKIE, WALL_COOKIE_DAYS, LinkSocketRecheck, WallAccess
 from handlers.ws import MAX_SEQ, EventSocketHandler
 from services.chat.screen import screen_events, screen_topics
 from services.events.topics import Overloaded
@@ -127,11 +127,9 @@ class VoteScreenEventsHandler(ScreenAccess, EventsHandler):
         self.write_json({"topic": topic, "events": events, "next": after})
 
 
-class VoteScreenSocketHandler(ScreenAccess, EventSocketHandler):
+class VoteScreenSocketHandler(LinkSocketRecheck, ScreenAccess, EventSocketHandler):
     """/releases/<id>/vote/ws: the /ws protocol for the screen's topics, cut down; one
     follower per topic. A wall link's socket closes (4401) soon after its revocation."""
-
-    _recheck: tornado.ioloop.PeriodicCallback | None = None
 
     @public
     async def get(self, release_id: str) -> None:
@@ -141,24 +139,12 @@ class VoteScreenSocketHandler(ScreenAccess, EventSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)
         self._followers: dict[str, asyncio.Task] = {}
-        if self.wall_link is not None:
-            self._recheck = tornado.ioloop.PeriodicCallback(
-                self._check_link, self.services.settings.wall_link_recheck_s * 1000)
-            self._recheck.start()
+        self.start_link_recheck()
 
     def on_close(self) -> None:
-        if self._recheck is not None:
-            self._recheck.stop()
+        self.stop_link_recheck()
         for task in getattr(self, "_followers", {}).values():
             task.cancel()
-
-    async def _check_link(self) -> None:
-        try:
-            self._user = await self._resolve_user()
-            await self.wall_viewer(revoked_status=401)
-        except UserError:
-            await self._error("unauthenticated", REVOKED)
-            self.close(4401, "wall link revoked")
 
     async def on_message(self, message: str | bytes) -> None:
         try:

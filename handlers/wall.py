@@ -175,28 +175,21 @@ class WallEventsHandler(WallAccess, EventsHandler):
                          "next": events[-1]["seq"] if events else after})
 
 
-class WallSocketHandler(WallAccess, EventSocketHandler):
-    """/wall/ws: /ws for the wall topic only; a wall link's socket is closed (4401)
-    within wall_link_recheck_s of its revocation."""
+class LinkSocketRecheck:
+    """For a socket opened through a wall link (the wall's, a vote screen's): the link is
+    checked again every wall_link_recheck_s, and the socket closed (4401) once revoked."""
 
     _recheck: tornado.ioloop.PeriodicCallback | None = None
 
-    @public
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        await self.wall_viewer(revoked_status=401)
-        await tornado.websocket.WebSocketHandler.get(self, *args, **kwargs)
-
-    def open(self, *args: str, **kwargs: str) -> None:
-        super().open(*args, **kwargs)
+    def start_link_recheck(self) -> None:
         if self.wall_link is not None:
             self._recheck = tornado.ioloop.PeriodicCallback(
                 self._check_link, self.services.settings.wall_link_recheck_s * 1000)
             self._recheck.start()
 
-    def on_close(self) -> None:
+    def stop_link_recheck(self) -> None:
         if self._recheck is not None:
             self._recheck.stop()
-        super().on_close()
 
     async def _check_link(self) -> None:
         try:
@@ -205,6 +198,24 @@ class WallSocketHandler(WallAccess, EventSocketHandler):
         except UserError:
             await self._error("unauthenticated", REVOKED)
             self.close(4401, "wall link revoked")
+
+
+class WallSocketHandler(LinkSocketRecheck, WallAccess, EventSocketHandler):
+    """/wall/ws: /ws for the wall topic only; a wall link's socket is closed (4401)
+    within wall_link_recheck_s of its revocation."""
+
+    @public
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.wall_viewer(revoked_status=401)
+        await tornado.websocket.WebSocketHandler.get(self, *args, **kwargs)
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        super().open(*args, **kwargs)
+        self.start_link_recheck()
+
+    def on_close(self) -> None:
+        self.stop_link_recheck()
+        super().on_close()
 
     async def _subscribe(self, request: dict) -> None:
         topic, after = request.get("topic"), request.get("after", 0)
