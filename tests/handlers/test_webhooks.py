@@ -221,3 +221,12 @@ async def test_only_a_maintainer_may_read_the_webhook_settings(base_url, service
     token = await services.auth.create_token(user, "cli")
     status, _ = await Api(base_url, token).get("/api/projects/app/webhook")
     assert status == 403
+
+
+@pytest.mark.parametrize("settings_overrides", [{"webhook_max_body_bytes": 4096}])
+async def test_a_payload_past_the_webhook_limit_gets_413_and_creates_nothing(base_url, api,
+                                                                             hooked):
+    payload = {**github_push(hooked.shas["v1"]), "padding": "x" * 8192}
+    status, body = await send(base_url, "github", "app", *signed("github", payload))
+    assert status == 413 and "4096" in body["message"]
+    assert await releases(api) == []
