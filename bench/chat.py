@@ -27,8 +27,6 @@ import contextlib
 import cProfile
 import gc
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ import tornado.httpserver
 import tornado.netutil
 
 from bench.chat_clients import LoopLag
-from bench.fanout import RssPeak
+from bench.fanout import Clients, RssPeak
 from server import make_app
 from services import Services
 from services.embedded_db import EmbeddedDatabase
@@ -65,26 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", metavar="FILE",
                         help="write a cProfile of Ferry's process while sending to FILE")
     return parser.parse_args(argv)
-
-
-class Readers:
-    def __init__(self, url: str, token: str, websockets: int, pollers: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.chat_clients", url, token, f"chat:{ROOM}",
-             str(websockets), str(pollers)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    async def ready(self) -> None:
-        line = await asyncio.to_thread(self.process.stdout.readline)
-        if line.strip() != "ready":
-            raise RuntimeError(f"readers did not start: {line!r}")
-
-    async def totals(self, last_seq: int) -> dict:
-        self.process.stdin.write(f"{last_seq}\n")
-        self.process.stdin.flush()
-        line = await asyncio.to_thread(self.process.stdout.readline)
-        await asyncio.to_thread(self.process.wait)
-        return json.loads(line)
 
 
 async def send_all(url: str, tokens: list[str], rate: float, seconds: float) -> dict:
@@ -145,8 +123,11 @@ async def run(args: argparse.Namespace) -> dict:
             services = Services(settings, Store(database.url, settings.db_name))
             await services.open()
             await services.auth.ensure_admin("bench-password")
+            # Every reader its own credential, as every watcher has their own session.
             reader = await services.auth.user("admin")
-            reader_token = await services.auth.create_token(reader, "bench")
+            tokens_file = Path(tmp) / "reader-tokens"
+            tokens_file.write_text("\n".join([await services.auth.create_token(reader, "bench")
+                                              for _ in range(args.clients)]))
             tokens = []
             for n in range(args.senders):
                 user = await services.auth.create_user(f"sender{n}", "bench-password",
@@ -158,7 +139,8 @@ async def run(args: argparse.Namespace) -> dict:
             url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
             gc.freeze()
             longpoll = min(args.longpoll, args.clients)
-            readers = Readers(url, reader_token, args.clients - longpoll, longpoll)
+            readers = Clients("bench.chat_clients", url, str(tokens_file), f"chat:{ROOM}",
+                              str(args.clients - longpoll), str(longpoll))
             try:
                 await readers.ready()
                 rss, lag = RssPeak(), LoopLag()

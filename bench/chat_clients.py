@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from bench import fanout_clients
@@ -127,7 +128,9 @@ def merged(*parts: Totals) -> Totals:
     return total
 
 
-async def main(url: str, token: str, topic: str, websockets: int, pollers: int) -> None:
+async def main(url: str, tokens_file: str, topic: str, websockets: int, pollers: int) -> None:
+    """Reader n presents token n of the file (one a line), as each watcher has their own."""
+    tokens = Path(tokens_file).read_text().split()
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     ws_totals, lp_totals = Totals(), Totals()
@@ -136,7 +139,8 @@ async def main(url: str, token: str, topic: str, websockets: int, pollers: int) 
         for attempt in range(20):             # a busy server's accept queue may be full
             try:
                 return await loop.create_connection(
-                    lambda: Reader(parts.netloc, token, topic, ws_totals, n % 10 == 0,
+                    lambda: Reader(parts.netloc, tokens[n % len(tokens)], topic, ws_totals,
+                                   n % 10 == 0,
                                    after=after),
                     parts.hostname, parts.port)
             except OSError:
@@ -148,8 +152,8 @@ async def main(url: str, token: str, topic: str, websockets: int, pollers: int) 
         made = await asyncio.gather(*(connect(n) for n in
                                       range(start, min(websockets, start + 100))))
         sockets += [protocol for _, protocol in made]
-    polls = [Poller(parts.hostname, parts.port, token, topic, lp_totals)
-             for _ in range(pollers)]
+    polls = [Poller(parts.hostname, parts.port, tokens[(websockets + n) % len(tokens)], topic,
+                    lp_totals) for n in range(pollers)]
     ready = [loop.create_future() for _ in polls]
     tasks = [loop.create_task(p.run(r)) for p, r in zip(polls, ready, strict=True)]
     # A socket the server closed before subscribing it (on a loaded machine: its ping

@@ -59,11 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Clients:
-    """The subscriber process: started, told the last seq, asked for its totals."""
+    """A process of benchmark clients (`python -m MODULE ARGS...`): started, told the last
+    seq, asked for its totals."""
 
-    def __init__(self, url: str, token: str, count: int) -> None:
+    def __init__(self, module: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fanout_clients", url, token, TOPIC, str(count)],
+            [sys.executable, "-m", module, *args],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     async def ready(self) -> None:
@@ -143,7 +144,8 @@ async def bus_phase(args: argparse.Namespace, url: str, data_dir: Path) -> dict:
     server = tornado.httpserver.HTTPServer(make_app(services))
     server.add_sockets(sockets)
     gc.freeze()  # as server.py does once it is up
-    clients = Clients(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", token, args.clients)
+    clients = Clients("bench.fanout_clients", f"http://127.0.0.1:{sockets[0].getsockname()[1]}",
+                      token, TOPIC, str(args.clients))
     try:
         await clients.ready()
         rss = RssPeak()
@@ -182,7 +184,8 @@ async def naive_phase(args: argparse.Namespace) -> dict:
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(sockets)
-    clients = Clients(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", "-", args.clients)
+    clients = Clients("bench.fanout_clients", f"http://127.0.0.1:{sockets[0].getsockname()[1]}",
+                      "-", TOPIC, str(args.clients))
     try:
         await clients.ready()
         rss = RssPeak()

@@ -20,6 +20,7 @@ from services import Services
 from services.errors import FerryError
 from services.team.audit import Actor
 from services.team.auth import User
+from services.team.credentials import BEARER, SESSION, Credential
 
 log = logging.getLogger("ferry.web")
 SESSION_COOKIE = "ferry_session"
@@ -158,14 +159,17 @@ class BaseHandler(tornado.web.RequestHandler):
         self._user = await self._resolve_user()
 
     async def _resolve_user(self) -> User | None:
+        credential = self.credential()
+        return await self.services.auth.resolve(credential) if credential else None
+
+    def credential(self) -> Credential | None:
+        """What this request presents: a bearer token, else a signed session cookie."""
         header = self.request.headers.get("Authorization", "")
         if header.startswith(("Bearer ", "token ")):
             self.token_auth = True
-            return await self.services.auth.token_user(header.split(" ", 1)[1].strip())
+            return Credential.of(BEARER, header.split(" ", 1)[1].strip())
         session = self.get_signed_cookie(SESSION_COOKIE, max_age_days=31)
-        if session:
-            return await self.services.auth.session_user(session.decode())
-        return None
+        return Credential.of(SESSION, session.decode()) if session else None
 
     def get_current_user(self) -> User | None:
         return getattr(self, "_user", None)

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import tornado.ioloop
 import tornado.iostream
 import tornado.websocket
 
@@ -36,6 +35,7 @@ from handlers.base import ApiHandler, BadJson, BaseHandler, dumps, parse_json
 from services.errors import FerryError
 from services.events.fanout import Subscriber
 from services.events.topics import EventError
+from services.team.auth import User
 
 MAX_SEQ = 2**53
 
@@ -57,7 +57,7 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
     """Subscribers live exactly as long as their socket."""
 
     subscriber: Subscriber | None = None
-    _access_check: tornado.ioloop.PeriodicCallback | None = None
+    _unwatch: Callable[[], None] | None = None
 
     @requires("member")
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -81,25 +81,23 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         self.subscriber = self.services.events.subscriber(self._write, self._close_for_bus,
                                                           text_frame)
-        if self.current_user is not None:      # a user's socket (not a wall link's)
-            # Each check reads the database. Jittered (every 64-96 % of the setting, so
-            # never later than it): sockets opened together (a page reload of a whole
-            # office, a reconnect after a restart) spread their checks instead of sending
-            # the database one burst every interval, which would stall every request.
-            self._access_check = tornado.ioloop.PeriodicCallback(
-                self._check_access, self.services.settings.ws_auth_recheck_s * 800,
-                jitter=0.4)
-            self._access_check.start()
+        credential = self.credential()
+        if self.current_user is not None and credential is not None:   # not a wall link's
+            self._unwatch = self.services.socket_credentials.watch(credential,
+                                                                   self._check_access)
 
-    async def _check_access(self) -> None:
-        """The credential and every subscribed topic, checked again: a user disabled (or
-        signed out) loses the socket, a topic they may no longer read is unsubscribed."""
-        user = await self._resolve_user()
+    async def _check_access(self, user: User | None) -> None:
+        """What the socket's credential resolves to now (every open socket's is checked
+        together, every ws_auth_recheck_s): a user disabled (or signed out) loses the
+        socket, a topic they may no longer read is unsubscribed."""
+        if self.subscriber is None or self.subscriber.closed:
+            return
         if user is None:
             await self._error("unauthenticated", "your session has ended; sign in again")
             self.close(4401, "authentication required")
             return
-        for topic in self.subscriber.topics if self.subscriber is not None else []:
+        self._user = user
+        for topic in list(self.subscriber.topics):
             try:
                 await self.services.events.authorize(topic, user)
             except EventError as error:
@@ -107,8 +105,8 @@ class EventSocketHandler(BaseHandler, tornado.websocket.WebSocketHandler):
                 await self._error(error.reason, str(error), topic=topic)
 
     def on_close(self) -> None:
-        if self._access_check is not None:
-            self._access_check.stop()
+        if self._unwatch is not None:
+            self._unwatch()
         if self.subscriber is not None:
             self.subscriber.close()
 

@@ -35,6 +35,7 @@ class Services:
         from services.team.access import Access
         from services.team.audit import AuditLog
         from services.team.auth import AuthService
+        from services.team.credentials import SocketCredentials
         from services.team.throttle import SigninThrottle
         from services.wall import WallService
         from services.webhooks import WebhookService
@@ -51,6 +52,10 @@ class Services:
         self.audit = AuditLog(store, settings)
         self.auth = AuthService(store, self.auth_executor, settings,
                                 SigninThrottle(settings))
+        # Open sockets' credentials, checked again all together every ws_auth_recheck_s.
+        self.socket_credentials = SocketCredentials(
+            lambda credentials: self.auth.resolve_many(credentials, touch=False),
+            settings.ws_auth_recheck_s)
         self.access = Access(store)     # who may do what on which project
         self.events = EventBus(settings, store)
         self.ssh = SshService(settings)
@@ -68,10 +73,11 @@ class Services:
                                  self.git, self.audit, self.access.project_role)
         self.metrics = Metrics(self.events, lambda: dict(self.ssh.connect_failures))
         self.chat = ChatService(settings, store, self.events, self.releases, self.access,
-                                self.audit)
+                                self.gates.cancel, self.audit)
         self.wall = WallService(settings, store, self.events,
                                 owns=lambda release_id: release_id in self.releases.runs,
                                 vote_of=self._vote_of)
+        self.hosts.watch(self.wall.host_changed)      # the wall's registry, kept current
         self.notify = NotificationService(settings, store, self.events)
         self.webhooks = WebhookService(settings, store, self.gates.create,
                                        self.projects.exists)
@@ -93,6 +99,7 @@ class Services:
     async def close(self) -> None:
         """Stop scheduling, let releases reach a safe point, flush events, close pools."""
         await self.notify.close()
+        await self.socket_credentials.close()
         await self.wall.close()
         await self.chat.close()
         await self.gates.close()

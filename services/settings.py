@@ -35,6 +35,10 @@ class Settings:
     # An open /ws checks its user again this often: a disabled user's socket closes, and a
     # topic they may no longer read (a membership removed) is unsubscribed
     ws_auth_recheck_s: float = 15.0
+    # A resolved session or token is remembered this long (0: never) by each instance; a
+    # change made through it holds at once, one made through another within this
+    auth_cache_s: float = 15.0
+    auth_cache_max_entries: int = 10_000
     session_ttl_s: int = 7 * 24 * 3600
     # JSON request bodies and /ws messages nested deeper than this are refused (400)
     json_max_depth: int = 32
@@ -126,6 +130,9 @@ class Settings:
     # SSH
     ssh_connect_timeout_s: float = 10.0
     ssh_login_timeout_s: float = 10.0
+    # Connections opened at once (TCP, key exchange, authentication), over all releases;
+    # more wait their turn, and ssh_connect_timeout_s counts from a connection's own start.
+    ssh_handshakes_max: int = 20
     ssh_keepalive_interval_s: float = 15.0
     ssh_keepalive_count_max: int = 3
     ssh_command_timeout_s: float = 300.0
@@ -236,7 +243,7 @@ class Settings:
     wall_max_hosts: int = 20000             # hosts the wall's board holds (bounded memory)
     wall_recent_releases: int = 8           # finished releases the wall lists
     wall_scan_releases: int = 20            # start-up: host tiles from these newest releases
-    wall_hosts_refresh_s: float = 5.0       # host names and groups re-read from the registry
+    wall_hosts_refresh_s: float = 5.0       # registry re-read (other instances' host changes)
     wall_load_timeout_s: float = 30.0       # GET /api/wall waits this long for the first load
     wall_links_max: int = 200               # wall links, revoked ones included (409 beyond)
     wall_link_name_max_bytes: int = 100

@@ -4,10 +4,13 @@ Passwords are hashed with scrypt (n=2**14, r=8: 16 MiB per hash, memory-hard); s
 goes through `sign_in`, which the throttle guards (see throttle.py) and which logs every
 failure with the name and address, never the password.
 
-Every request resolves its credential here, and nothing is cached: a user who is disabled,
-a token revoked or expired, stops working from the next request on. Disabling a user also
-ends their sessions (re-enabling does not bring them back); their tokens are refused while
-they are disabled.
+Every request resolves its credential here. A resolved credential is remembered for a few
+seconds (credentials.py says why and how); every change made here that can end or lower
+one forgets it at once, so a user who is disabled, a token revoked, a session ended,
+stops working from the next request on (through another instance, within
+`auth_cache_s`), and an expired token or session from its expiry on. Disabling a user
+also ends their sessions (re-enabling does not bring them back); their tokens are refused
+while they are disabled.
 
 Global roles, lowest first: `member` (signs in; sees only the projects they are a member
 of, see access.py), `viewer` (sees every project), `deployer` (deploys every project),
@@ -22,6 +25,7 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +38,13 @@ from services.errors import Conflict, Invalid, NotFound
 from services.registry.validation import matches
 from services.settings import Settings
 from services.store import Store, utcnow
+from services.team.credentials import (
+    BEARER,
+    SESSION,
+    Credential,
+    CredentialCache,
+    in_chunks,
+)
 from services.team.throttle import SigninThrottle
 from services.team.tokens import Tokens, digest
 
@@ -99,7 +110,9 @@ class AuthService:
         self.executor = executor
         self.session_ttl = timedelta(seconds=settings.session_ttl_s)
         self.throttle = throttle
-        self.tokens = Tokens(store, settings)
+        self.cache = CredentialCache(settings.auth_cache_s, settings.auth_cache_max_entries)
+        self.tokens = Tokens(store, settings,
+                             on_revoke=lambda gone: self.cache.forget(Credential(BEARER, gone)))
 
     async def _hash(self, password: str, salt: bytes) -> bytes:
         loop = asyncio.get_running_loop()
@@ -160,6 +173,8 @@ class AuthService:
             await self.store.users.update_one({"name": name}, {"$set": changes})
         if changes.get("disabled") or "hash" in changes:
             await self.store.sessions.delete_many({"user": name})
+        if changes:
+            self.cache.forget_user(name)
         changed = {key: [current.get(key), value] for key, value in changes.items()
                    if key in ("role", "disabled")}
         if "hash" in changes:
@@ -236,12 +251,12 @@ class AuthService:
         return token
 
     async def session_user(self, token: str) -> User | None:
-        doc = await self.store.sessions.find_one(
-            {"digest": digest(token), "expires_at": {"$gt": utcnow()}})
-        return await self.user(doc["user"]) if doc else None
+        return await self.resolve(Credential.of(SESSION, token))
 
     async def end_session(self, token: str) -> None:
-        await self.store.sessions.delete_one({"digest": digest(token)})
+        credential = Credential.of(SESSION, token)
+        await self.store.sessions.delete_one({"digest": credential.digest})
+        self.cache.forget(credential)
 
     # -- API tokens -------------------------------------------------------------------
 
@@ -253,10 +268,45 @@ class AuthService:
 
     async def token_user(self, token: str) -> User | None:
         """The enabled user a valid (unexpired, unrevoked) token belongs to."""
-        doc = await self.tokens.resolve(token)
-        if doc is None:
-            return None
-        user = await self.user(doc["user"])
-        if user is None:
-            return None
-        return User(user.name, user.role, via=f"token:{doc.get('name') or doc['_id']}")
+        return await self.resolve(Credential.of(BEARER, token))
+
+    # -- resolving credentials ------------------------------------------------------------
+
+    async def resolve(self, credential: Credential) -> User | None:
+        """The enabled user a valid credential belongs to, None for any other."""
+        known, user = self.cache.get(credential)
+        if known:
+            return user
+        return (await self.resolve_many([credential]))[credential]
+
+    async def resolve_many(self, credentials: Iterable[Credential], *, touch: bool = True
+                           ) -> dict[Credential, User | None]:
+        """Many credentials at once, in a few reads per collection (tokens, sessions,
+        users; see IN_QUERY_MAX); each answer is remembered (see credentials.py).
+        `touch`: a token's last use is recorded (not by an open socket's periodic check:
+        holding a socket open is not using the token again)."""
+        wanted = set(credentials)
+        generation = self.cache.generation
+        tokens = await self.tokens.resolve_many(
+            (c.digest for c in wanted if c.kind == BEARER), touch=touch)
+        sessions: dict[str, dict] = {}
+        for chunk in in_chunks(c.digest for c in wanted if c.kind == SESSION):
+            sessions.update({doc["digest"]: doc async for doc in self.store.sessions.find(
+                {"digest": {"$in": chunk}, "expires_at": {"$gt": utcnow()}},
+                {"digest": 1, "user": 1, "expires_at": 1})})
+        users: dict[str, User] = {}
+        for chunk in in_chunks(doc["user"] for doc in [*tokens.values(), *sessions.values()]):
+            users.update({doc["name"]: User(doc["name"], doc["role"])
+                          async for doc in self.store.users.find(
+                              {"name": {"$in": chunk}}, {"name": 1, "role": 1, "disabled": 1})
+                          if not doc.get("disabled")})
+        answers: dict[Credential, User | None] = {}
+        for credential in wanted:
+            doc = (tokens if credential.kind == BEARER else sessions).get(credential.digest)
+            user = users.get(doc["user"]) if doc else None
+            if user is not None and credential.kind == BEARER:
+                user = User(user.name, user.role, via=f"token:{doc.get('name') or doc['_id']}")
+            answers[credential] = user
+            self.cache.put(credential, user, doc.get("expires_at") if doc else None,
+                           generation)
+        return answers

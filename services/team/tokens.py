@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.errors import Conflict, Invalid, NotFound
 from services.registry.validation import integer, text
 from services.settings import Settings
 from services.store import Store, utcnow
+from services.team.credentials import in_chunks
 
 PREFIX = "fy_"
 NAME_MAX_BYTES = 200
@@ -42,8 +44,10 @@ def public_token(doc: dict) -> dict:
 class Tokens:
     """Issues, lists, revokes and resolves API tokens."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings,
+                 on_revoke: Callable[[str], None] = lambda digest: None) -> None:
         self.store = store
+        self.on_revoke = on_revoke      # told the digest of every token revoked
         self.max_days = settings.token_max_days
         self.per_user = settings.tokens_per_user_max
         self.touch_every = timedelta(seconds=settings.token_touch_interval_s)
@@ -98,23 +102,32 @@ class Tokens:
         doc = await self.store.tokens.find_one_and_delete({"_id": token_id, "user": user})
         if doc is None:
             raise NotFound(f"no token {token_id}")
+        self.on_revoke(doc["digest"])
         return public_token(doc)
 
-    async def resolve(self, secret: str) -> dict | None:
-        """The token document of a valid secret (not expired, not revoked), its last use
-        written when the recorded one is older than the touch interval."""
-        doc = await self.store.tokens.find_one({"digest": digest(secret)})
-        if doc is None:
-            return None
-        now = utcnow()
-        if doc.get("expires_at") is not None and doc["expires_at"] <= now:
-            return None
-        last = doc.get("last_used_at")
-        if last is None or now - last >= self.touch_every:
-            await self.store.tokens.update_one({"_id": doc["_id"]},
-                                               {"$set": {"last_used_at": now}})
-        return doc
+    async def resolve(self, token_digest: str) -> dict | None:
+        """The token document of a valid secret's digest (not expired, not revoked), its
+        last use written when the recorded one is older than the touch interval."""
+        docs = await self.resolve_many([token_digest])
+        return docs.get(token_digest)
 
+    async def resolve_many(self, digests: Iterable[str], *, touch: bool = True
+                           ) -> dict[str, dict]:
+        """`resolve` for many digests at once: digest → document, valid ones only.
+        `touch=False` (an open socket's periodic check, not a use) writes no last use."""
+        now = utcnow()
+        found: dict[str, dict] = {}
+        for chunk in in_chunks(digests):
+            found.update({doc["digest"]: doc async for doc in self.store.tokens.find(
+                {"digest": {"$in": chunk}})})
+        valid = {key: doc for key, doc in found.items()
+                 if doc.get("expires_at") is None or doc["expires_at"] > now}
+        stale = [doc["_id"] for doc in valid.values() if touch and (
+            doc.get("last_used_at") is None or now - doc["last_used_at"] >= self.touch_every)]
+        for chunk in in_chunks(stale):
+            await self.store.tokens.update_many({"_id": {"$in": chunk}},
+                                                {"$set": {"last_used_at": now}})
+        return valid
 
 def _iso_time(value: Any) -> datetime:
     """An ISO 8601 time from the API; one without a zone is UTC."""
