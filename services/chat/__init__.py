@@ -15,6 +15,7 @@ Nothing here imports Tornado.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from services.chat.commands import Commands, is_command
@@ -39,6 +40,7 @@ class ChatService:
 
     def __init__(self, settings: Settings, store: Store, events: EventBus,
                  releases: ReleaseService, access: Access,
+                 cancel_held: Callable[[User, int], Awaitable[dict | None]],
                  audit: AuditLog | None = None) -> None:
         self.events = events
         self.rooms = Rooms(store, access)
@@ -46,7 +48,8 @@ class ChatService:
         self.votes = Votes(settings, store, events, releases, self.messages, access, audit)
         self.screen = VoteScreen(releases, self.votes, self.messages,
                                  settings.vote_screen_chat_lines)
-        self.commands = Commands(releases, self.votes, self.messages, self.rooms, access)
+        self.commands = Commands(releases, self.votes, self.messages, self.rooms, access,
+                                 cancel_held)
         self.narrator = Narrator(settings, store, events, self.messages, self.votes)
 
     async def open(self) -> None:

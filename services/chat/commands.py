@@ -13,6 +13,7 @@ message, followed by Ferry's reply. The rest of a command line is only ever a co
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from services.chat.messages import Messages
@@ -43,8 +44,12 @@ class Commands:
     """Runs one command for one user in one room."""
 
     def __init__(self, releases: ReleaseService, votes: Votes, messages: Messages,
-                 rooms: Rooms, access: Access) -> None:
+                 rooms: Rooms, access: Access,
+                 cancel_held: Callable[[User, int], Awaitable[dict | None]]) -> None:
         self.releases = releases
+        # Cancels a release that has not started (scheduled, awaiting approval); None
+        # when it is not held. The API's cancel does the same first.
+        self.cancel_held = cancel_held
         self.access = access
         self.votes = votes
         self.messages = messages
@@ -70,27 +75,35 @@ class Commands:
         elif room.release_id is None:
             raise Invalid(f"/{name} works in a release's room (release-<id>)")
         else:
-            reply = await self._release_command(user, room.release_id, name, argument)
+            reply, done = await self._release_command(user, room.release_id, name, argument)
         message = await self.messages.post(user, room, text)
         if reply:
             message["reply"] = await self.messages.system(room, reply)
+        audited = audit_action(text)
+        if audited is not None:
+            message["audit"] = (audited[0], {**audited[1], **done})
         return message
 
     async def _release_command(self, user: User, release_id: int, name: str,
-                               argument: str) -> str | None:
+                               argument: str) -> tuple[str | None, dict]:
+        """Ferry's reply, and what the audit entry adds to the command's own details."""
+        if name == "cancel" and await self.cancel_held(user, release_id) is not None:
+            return (f"{user.name} cancelled release #{release_id} before it started.",
+                    {"before_start": True})
         if name in ("promote", "cancel"):
             await self.votes.override(user, release_id, name)
             verb = "promoted" if name == "promote" else "cancelled"
-            return f"{user.name} {verb} release #{release_id}."
+            return f"{user.name} {verb} release #{release_id}.", {}
         if name == "rollback":
             started = await self.releases.rollback(user, release_id, None)
             return (f"{user.name} started release #{started['id']}: a rollback of "
-                    f"#{release_id} to release #{started['target_release']}.")
+                    f"#{release_id} to release #{started['target_release']}.",
+                    {"release": started["id"], "to": started["target_release"]})
         if name in ("go", "nogo", "no-go"):
             await self.votes.cast(user, release_id, "go" if name == "go" else "no_go",
                                   argument or None)
-            return None
-        return await self.status(release_id)
+            return None, {}
+        return await self.status(release_id), {}
 
     async def status(self, release_id: int) -> str:
         release = await self.releases.find(release_id)

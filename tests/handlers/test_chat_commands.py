@@ -3,6 +3,8 @@ and what Ferry itself says in the rooms while a release runs."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.settings import Settings
@@ -114,3 +116,36 @@ async def test_host_failures_are_told_in_one_message_not_one_per_host(api, fleet
     assert all(f"host-{n}" in told["text"] for n in (1, 2, 3))
     texts = [m["text"] for m in await room_messages(api, room)]
     assert sum("failed in the last" in t for t in texts) == 1
+
+
+async def test_cancel_of_a_release_not_started_yet_cancels_it_before_it_starts(api, fleet):
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    release = await deploy(api, "v1", not_before=later)
+    assert release["state"] == "scheduled"
+    status, message = await api.post(f"/api/chat/release-{release['id']}/messages",
+                                      {"text": "/cancel"})
+    assert status == 201, message
+    assert "before it started" in message["reply"]["text"] and "audit" not in message
+    status, after = await api.get(f"/api/releases/{release['id']}")
+    assert after["state"] == "cancelled" and not after["started_at"]
+    [entry] = await audited(api, "release.cancel")
+    assert entry["via"] == "chat" and entry["details"]["before_start"] is True
+
+
+async def test_rollback_from_the_chat_is_audited_with_the_release_it_started(api, fleet):
+    await deploy_and_wait(api, "v1")
+    second = await deploy_and_wait(api, "v2")
+    status, message = await api.post(f"/api/chat/release-{second['id']}/messages",
+                                      {"text": "/rollback"})
+    assert status == 201, message
+    [entry] = await audited(api, "release.rollback")
+    started = entry["details"]["release"]
+    assert entry["via"] == "chat" and entry["target"] == str(second["id"])
+    assert f"started release #{started}" in message["reply"]["text"]
+    assert (await wait_for(api, started))["kind"] == "rollback"
+
+
+async def audited(api, action: str) -> list[dict]:
+    status, body = await api.get(f"/api/audit?action={action}")
+    assert status == 200, body
+    return [entry for entry in body["entries"] if entry["action"] == action]
