@@ -185,7 +185,9 @@ def _median(rounds: list[dict], key: str, hosts: int = 1) -> float:
 async def main(args: argparse.Namespace) -> dict:
     async with bench_setup(args.hosts, admin_password="bench-password",
                            fleet_kind=args.fleet, fleet_nice=args.fleet_nice,
-                           log_commands=args.log_commands) as setup:
+                           log_commands=args.log_commands,
+                           **({} if args.ssh_handshakes_max is None
+                              else {"ssh_handshakes_max": args.ssh_handshakes_max})) as setup:
         services, root = setup.services, setup.root
         await asyncio.to_thread(make_repo, root / "repo", args.artifact_mb)
         await services.projects.create({
@@ -265,6 +267,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of Ferry then the reference; figures are medians")
     parser.add_argument("--fleet-nice", type=int, default=0)
+    parser.add_argument("--ssh-handshakes-max", type=int, default=None,
+                        help="Ferry's ssh_handshakes_max (default: the setting's default)")
     parser.add_argument("--log-commands", action="store_true",
                         help="OpenSSH hosts note every command (host0_commands); "
                              "one more exec per command, so not for measuring")

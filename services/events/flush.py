@@ -7,7 +7,8 @@ chunks of at most `event_flush_max_events` events and `event_chunk_max_bytes` by
 (EventStore.split) and stores them all with one ordered insert_many, so storage
 sees tens of writes per second, not thousands. A failed flush keeps its chunks, with
 the same boundaries and batch ids, and retries them first, with a growing delay:
-nothing is reordered, nothing is stored twice.
+nothing is reordered, nothing is stored twice. Head hints (storage.py) a quiet topic
+still owes are raised once its interval is over, and at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 from pymongo.errors import PyMongoError
 
-from services.events.storage import EventStore
+from services.events.storage import HINT_INTERVAL_S, EventStore
 from services.events.topics import TopicLog
 from services.settings import Settings
 from services.store import describe_db_error
@@ -63,6 +64,13 @@ class Flusher:
     async def run(self) -> None:
         delay = self.settings.event_flush_interval_s
         while True:
+            if self.db.hints_waiting:   # raise the head hints a quiet topic still owes
+                try:
+                    async with asyncio.timeout(HINT_INTERVAL_S):
+                        await self._has_pending.wait()
+                except TimeoutError:
+                    await self.db.write_hints()
+                    continue
             await self._has_pending.wait()
             if self._pending < self.settings.event_flush_max_events:
                 with contextlib.suppress(TimeoutError):
@@ -113,3 +121,4 @@ class Flusher:
                               len(self._outbox))
                     return
                 await asyncio.sleep(0.2)
+        await self.db.write_hints()

@@ -15,15 +15,20 @@ tile the topic's seqs in commit order, which is also the order the change stream
 delivers them to other instances.
 
 Finding a topic's head without scanning its chunks: `counters` holds a hint
-`{_id: "events_head:<topic>", value}` raised with $max after each write (never
+`{_id: "events_head:<topic>", value}` raised with $max after chunks are stored (never
 ahead of what is stored), and the chunks after the hint are read by index range. The
-hint also keeps the topic's largest chunk size, which bounds a replay's range query.
+hint also keeps a bound on the topic's chunk size (the writer's `chunk_max`, which no
+chunk it builds exceeds), which bounds a replay's range query. A hint costs the database
+a document write, so after a topic's first one this instance raises its hints at most
+every HINT_INTERVAL_S (and when it stops): a lagging hint only means that finding the
+head reads a few more chunks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -39,6 +44,8 @@ HEAD_PREFIX = "events_head:"
 DUPLICATE_KEY = 11000
 EVENT_OVERHEAD = 16   # BSON bytes of an array entry's key and type besides the event
 ERRMSG_MAX = 200      # a database's refusal message, as much as the server's log gets
+HINT_INTERVAL_S = 5.0     # head hints of a topic already hinted are raised this often
+HINTED_TOPICS_MAX = 4096  # topics remembered as hinted; past it all count as new again
 
 
 class SeqConflict(Exception):
@@ -57,6 +64,9 @@ class EventStore:
         self.chunk_max = chunk_max   # no chunk holds more events than this
         self.chunk_max_bytes = max(1024, chunk_max_bytes)
         self.event_max_bytes = min(max(256, event_max_bytes), self.chunk_max_bytes)
+        self._hints_waiting: dict[str, int] = {}   # topic: last seq stored, not hinted yet
+        self._hinted: set[str] = set()             # topics this instance has hinted
+        self._hinted_at = 0.0
 
     def split(self, events: list[dict]) -> list[list[dict]]:
         """Cut a run of consecutive events into chunk-sized runs: at most `chunk_max`
@@ -219,20 +229,40 @@ class EventStore:
         """Raise the head hints of the topics of `docs` (chunks that are stored)."""
         await self._advance_heads(docs)
 
+    @property
+    def hints_waiting(self) -> bool:
+        """Stored chunks whose head hint is not raised yet (see `write_hints`)."""
+        return bool(self._hints_waiting)
+
     async def _advance_heads(self, docs: list[dict]) -> None:
-        heads: dict[str, tuple[int, int]] = {}
         for doc in docs:
-            seq, size = heads.get(doc["topic"], (0, 0))
-            heads[doc["topic"]] = (max(seq, doc["last_seq"]), max(size, len(doc["events"])))
+            topic = doc["topic"]
+            self._hints_waiting[topic] = max(self._hints_waiting.get(topic, 0),
+                                             doc["last_seq"])
+        if not self._hints_waiting:
+            return
+        if (time.monotonic() - self._hinted_at >= HINT_INTERVAL_S
+                or not self._hinted.issuperset(self._hints_waiting)):
+            await self.write_hints()
+
+    async def write_hints(self) -> None:
+        """Raise every waiting head hint now (the flusher calls this when the interval is
+        over and nothing else is stored, and when it stops)."""
+        heads, self._hints_waiting = self._hints_waiting, {}
+        self._hinted_at = time.monotonic()
         if not heads:
             return
         operations = [UpdateOne({"_id": HEAD_PREFIX + topic},
-                                {"$max": {"value": seq, "size": size}}, upsert=True)
-                      for topic, (seq, size) in heads.items()]
+                                {"$max": {"value": seq, "size": self.chunk_max}}, upsert=True)
+                      for topic, seq in heads.items()]
         try:
             await self.store.counters.bulk_write(operations, ordered=False)
         except Exception as error:  # only a hint: a stale one costs a longer range read later
             log.warning("could not advance event head hints: %s", describe_db_error(error))
+            return
+        if len(self._hinted) + len(heads) > HINTED_TOPICS_MAX:
+            self._hinted.clear()
+        self._hinted.update(heads)
 
 
 def new_batch() -> str:

@@ -219,7 +219,7 @@ class ReleaseService:
             await self.locks.release(project["name"], environment, release_id)
             raise
         record = ReleaseRecord(self.store, self.events, release, host_runs,
-                               self.settings)
+                               self.settings, stored=True)
         run = ReleaseRun(self.engine, record, project, hosts, strategy)
         task = asyncio.create_task(self._execute(run), name=f"release {release_id}")
         self.runs[release_id] = (run, task)
@@ -357,7 +357,8 @@ class ReleaseService:
         except Exception:
             log.exception("release %s cannot be resumed", release_id)
             return False
-        record = ReleaseRecord(self.store, self.events, doc, host_runs, self.settings)
+        record = ReleaseRecord(self.store, self.events, doc, host_runs, self.settings,
+                               stored=True)
         run = ReleaseRun(self.engine, record, project, hosts, strategy)
         run.resume_after = doc["paused_after_batch"]
         task = asyncio.create_task(self._execute(run), name=f"release {release_id}")

@@ -260,6 +260,11 @@ class SshService:
         self._known_hosts = KnownHosts(settings.known_hosts_path, self._files,
                                        settings.ssh_known_hosts_max_bytes)
         self._keys: dict[str, tuple[bytes, bytes | None, list]] = {}
+        # Connections being opened (TCP, key exchange, authentication) at once, over every
+        # release: a batch of many hosts queues here instead of starting all its key
+        # exchanges together, and each host's ssh_connect_timeout_s counts from when its
+        # own attempt starts, not from when it joined the queue.
+        self._handshakes = asyncio.Semaphore(max(1, settings.ssh_handshakes_max))
         # Failed connection attempts by kind (refused, timeout, auth, …), for metrics.
         self.connect_failures: collections.Counter[str] = collections.Counter()
 
@@ -322,13 +327,15 @@ class SshService:
             auth = {"client_keys": await self._client_keys(key_paths), "agent_path": None}
         known_hosts = await self._known_hosts.load()
         try:
-            return await asyncssh.connect(
-                address, port, tunnel=tunnel or (), username=user, known_hosts=known_hosts,
-                config=None, agent_forwarding=False, x11_forwarding=False,
-                connect_timeout=s.ssh_connect_timeout_s, login_timeout=s.ssh_login_timeout_s,
-                keepalive_interval=s.ssh_keepalive_interval_s,
-                keepalive_count_max=s.ssh_keepalive_count_max,
-                encryption_algs=ENCRYPTION_ALGS, **auth)
+            async with self._handshakes:
+                return await asyncssh.connect(
+                    address, port, tunnel=tunnel or (), username=user,
+                    known_hosts=known_hosts, config=None, agent_forwarding=False,
+                    x11_forwarding=False, connect_timeout=s.ssh_connect_timeout_s,
+                    login_timeout=s.ssh_login_timeout_s,
+                    keepalive_interval=s.ssh_keepalive_interval_s,
+                    keepalive_count_max=s.ssh_keepalive_count_max,
+                    encryption_algs=ENCRYPTION_ALGS, **auth)
         except Exception as exc:
             self.connect_failures[failure_kind(exc)] += 1
             reason = self._reason(exc, address, port, user)

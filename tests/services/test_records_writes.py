@@ -1,0 +1,59 @@
+"""What a release record writes to the database (records.py): each change once, nothing it
+has already stored again, so a large release costs the database few documents per host."""
+
+from __future__ import annotations
+
+from services.releases.records import ReleaseRecord, new_host_run
+from services.store import utcnow
+
+RELEASE = 8
+HOSTS = ("web-1", "web-2")
+
+
+async def stored_record(services) -> ReleaseRecord:
+    """A release and its host runs as ReleaseService stores them, and its record."""
+    release = {"_id": RELEASE, "project": "app", "environment": "production",
+               "kind": "deploy", "ref": "v1", "sha": None, "state": "running",
+               "created_at": utcnow(), "local": {}, "counts": {"pending": len(HOSTS)}}
+    runs = {host: new_host_run(RELEASE, host, 1) for host in HOSTS}
+    await services.store.releases.insert_one(release)
+    await services.store.host_runs.insert_many(list(runs.values()))
+    return ReleaseRecord(services.store, services.events, release, runs, services.settings,
+                         stored=True)
+
+
+async def mark(services, collection: str, _id, **fields) -> None:
+    """Change a stored document behind the record's back: a rewrite would undo it."""
+    await services.store.db[collection].update_one({"_id": _id}, {"$set": fields})
+
+
+async def test_a_flush_writes_only_the_host_runs_that_changed_since_they_were_stored(services):
+    record = await stored_record(services)
+    await mark(services, "host_runs", f"{RELEASE}:web-2", reason="untouched")
+    record.host_state("web-1", "running")
+    await record.flush()
+    runs = {run["host"]: run async for run in services.store.host_runs.find(
+        {"release_id": RELEASE})}
+    assert runs["web-1"]["state"] == "running"
+    assert runs["web-2"]["reason"] == "untouched"
+
+
+async def test_the_release_document_is_written_again_only_when_its_counts_or_stages_change(
+        services):
+    record = await stored_record(services)
+    record.host_state("web-1", "running")
+    await record.flush()
+    release = await services.store.releases.find_one({"_id": RELEASE})
+    assert release["counts"]["running"] == 1
+    await mark(services, "releases", RELEASE, reason="untouched")
+    record.stage_start("web-1", "upload")          # the counts stay as they are
+    await record.flush()
+    assert (await services.store.releases.find_one({"_id": RELEASE}))["reason"] == "untouched"
+    record.host_state("web-1", "ok")               # they change: written
+    await record.flush()
+    release = await services.store.releases.find_one({"_id": RELEASE})
+    assert release["counts"]["ok"] == 1 and release["counts"]["running"] == 0
+    record.local_stage("package", "ok", duration_ms=5)   # a local stage: written
+    await record.flush()
+    release = await services.store.releases.find_one({"_id": RELEASE})
+    assert release["local"]["package"]["state"] == "ok"
