@@ -34,6 +34,14 @@ LINK_USER = User("wall-link", "viewer")   # what the bus sees for a wall link (w
 GROUP = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 REVOKED = "this wall link was revoked"
 
+def inline_json(data: bytes) -> str:
+    """JSON to place inside a page's <script type="application/json">: every <, > and &
+    (only ever inside JSON strings) written as \\u escapes, so no text in it can end the
+    element or start markup; JSON.parse reads back the same strings."""
+    return (data.decode().replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026"))
+
+
 class WallAccess:
     """Who is looking at the wall: a signed-in user, or a wall link (`wall_link`)."""
 
@@ -50,9 +58,9 @@ class WallAccess:
         cookie = self.get_signed_cookie(WALL_COOKIE, max_age_days=WALL_COOKIE_DAYS)
         return cookie.decode() if cookie else None
 
-    async def wall_viewer(self, revoked_status: int = 410) -> User:
+    async def wall_viewer(self, revoked_status: int = 410, *, opened: bool = False) -> User:
         """The user, or LINK_USER for a valid wall link; 401, or `revoked_status` when
-        the link was revoked."""
+        the link was revoked. `opened`: a link's page was opened (counted in its uses)."""
         if self.current_user is not None:
             if self.whole_fleet and not self.current_user.can("viewer"):
                 raise UserError(403, "the wall shows every project: it needs the viewer "
@@ -66,11 +74,14 @@ class WallAccess:
         if link is None:
             raise UserError(401, "sign in, or open the wall through a wall link")
         self.wall_link = link
-        await self.services.wall.links.touch(link)
-        await self.services.audit.record_every(
-            f"wall_link.use:{link['_id']}", self.services.settings.audit_wall_link_use_every_s,
-            Actor(f"wall-link:{link['_id']}", self.client_address(), "wall-link"),
-            "wall_link.use", str(link["_id"]), details={"name": link.get("name")})
+        # Its use, in the link and in the audit log at once: one wait for the database.
+        await asyncio.gather(
+            self.services.wall.links.touch(link, opened=opened),
+            self.services.audit.record_every(
+                f"wall_link.use:{link['_id']}",
+                self.services.settings.audit_wall_link_use_every_s,
+                Actor(f"wall-link:{link['_id']}", self.client_address(), "wall-link"),
+                "wall_link.use", str(link["_id"]), details={"name": link.get("name")}))
         return LINK_USER
 
 
@@ -90,12 +101,12 @@ class WallPage(WallAccess, BaseHandler):
             return
         if self.current_user is None and self._wall_token() is None:
             return self.deny_anonymous()
-        await self.wall_viewer()
-        if self.wall_link is not None and self.request.method == "GET":
-            await self.services.wall.links.touch(self.wall_link, opened=True)
+        await self.wall_viewer(opened=self.request.method == "GET")
         strings = tornado.escape.json_encode(translations(self.locale))
+        # The snapshot comes with the page (one round trip less for the first render).
+        snapshot = await self.services.wall.snapshot_json()
         self.render("wall.html", i18n=strings, viewer="link" if self.wall_link else "user",
-                    **options)
+                    snapshot=inline_json(snapshot), **options)
 
     async def _swap_key(self, key: str) -> None:
         """The token travels in the URL once: it becomes a cookie, and the URL loses it."""
@@ -147,7 +158,7 @@ class WallApiHandler(WallAccess, ApiHandler):
     @public
     async def get(self) -> None:
         await self.wall_viewer()
-        self.write_json(await self.services.wall.snapshot())
+        self.finish(await self.services.wall.snapshot_json())   # already JSON
 
 
 class WallEventsHandler(WallAccess, EventsHandler):

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import re
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -34,6 +35,9 @@ HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-
 USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 JUMP = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.:-]{0,252}(:\d{1,5})?")
 FIELDS = ("name", "address", "port", "user", "key_path", "groups", "variables", "jump_host")
+# Told `(name, groups)` after a host is created or changed here, `(name, None)` after it is
+# deleted: what keeps an in-memory view of the registry (the wall's) current.
+HostWatcher = Callable[[str, list[str] | None], None]
 
 
 def valid_address(value: Any) -> bool:
@@ -76,6 +80,15 @@ class HostService:
         self.store = store
         self.ssh = ssh
         self.executor = executor      # parses inventories (YAML is slow on big files)
+        self._watchers: list[HostWatcher] = []
+
+    def watch(self, watcher: HostWatcher) -> None:
+        """Tell `watcher` of every host this instance creates, changes or deletes."""
+        self._watchers.append(watcher)
+
+    def _tell(self, name: str, groups: list[str] | None) -> None:
+        for watcher in self._watchers:
+            watcher(name, groups)
 
     def validate(self, body: dict, *, partial: bool = False) -> dict:
         unknown = set(body) - set(FIELDS)
@@ -123,6 +136,7 @@ class HostService:
             await self.store.hosts.insert_one(doc)
         except DuplicateKeyError:
             raise Conflict(f"a host named {doc['name']!r} already exists") from None
+        self._tell(doc["name"], doc["groups"])
         return public_host(doc)
 
     async def create_many(self, bodies: list[dict]) -> list[dict]:
@@ -157,6 +171,8 @@ class HostService:
                 await self.store.hosts.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
                 raise Conflict("some of these host names were added meanwhile; "
                                "nothing was imported") from None
+        for doc in docs:
+            self._tell(doc["name"], doc["groups"])
         return [public_host(doc) for doc in docs]
 
     async def import_inventory(self, text: str, fmt: str = "auto") -> dict:
@@ -201,6 +217,7 @@ class HostService:
             return_document=True)
         if doc is None:
             raise Conflict(f"host {name!r} was changed or deleted meanwhile; try again")
+        self._tell(name, doc.get("groups") or [])
         if moved:
             await self._forget_unused(old["address"], old.get("port") or 22)
             await self._forget_unused(doc["address"], doc["port"])
@@ -210,6 +227,7 @@ class HostService:
         doc = await self.store.hosts.find_one_and_delete({"name": name})
         if doc is None:
             raise NotFound(f"no host named {name!r}")
+        self._tell(name, None)
         await self._forget_unused(doc["address"], doc.get("port") or 22)
 
     async def _forget_unused(self, address: str, port: int) -> None:

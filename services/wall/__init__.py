@@ -8,6 +8,12 @@ May import: events (the bus it reads and writes), registry (host names, natural 
 store, settings, errors. Not releases or chat: it is handed two callables instead
 (`owns(release_id)`, `vote_of(release_id)`).
 
+The board's hosts and groups are the registry's, kept current in memory: this instance's
+host service tells the wall of every host it creates, changes or deletes (`host_changed`,
+wired in services/__init__.py), and the registry is re-read every `wall_hosts_refresh_s`
+for what other instances changed. A snapshot is then the board as it is, with no
+database read, encoded once per version of the board.
+
 Host state changes reach the wall coalesced at the source: a release's record publishes
 one `wall` event per `WALL_INTERVAL_S` holding every host changed since the last one,
 once, with its latest state and stage (services/releases/records.py), so a 2,000-host
@@ -51,8 +57,10 @@ class WallService:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._relays: dict[int, asyncio.Task] = {}
-        self._registry_read_at = -1e9
         self._registry_lock = asyncio.Lock()
+        # Host changes told while the registry is being read, applied again over the read
+        # (it may have missed them); None when no read is under way.
+        self._told: dict[str, list[str] | None] | None = None
 
     async def open(self) -> None:
         await self.links.open()
@@ -71,9 +79,30 @@ class WallService:
 
     async def snapshot(self) -> dict:
         """`{hosts, releases, votes, seq}`: everything up to `seq`; follow `wall` after it."""
-        await asyncio.wait_for(self._ready.wait(), self.settings.wall_load_timeout_s)
-        await self._read_registry(asked_at=asyncio.get_running_loop().time())
+        await self._loaded()
         return self.board.snapshot()
+
+    async def snapshot_json(self) -> bytes:
+        """`snapshot()` as the JSON bytes the API sends (shared while the board is
+        unchanged)."""
+        await self._loaded()
+        return self.board.snapshot_json()
+
+    async def _loaded(self) -> None:
+        """Until the board is loaded; at once after that (no trip through the event loop,
+        where a busy process's other work would go first)."""
+        if not self._ready.is_set():
+            await asyncio.wait_for(self._ready.wait(), self.settings.wall_load_timeout_s)
+
+    def host_changed(self, name: str, groups: list[str] | None) -> None:
+        """The registry's word on one host: created or changed (`groups`), or deleted
+        (None). Called by this instance's host service right after its write."""
+        if groups is None:
+            self.board.remove_host(name)
+        else:
+            self.board.set_host(name, [g for g in groups if isinstance(g, str)])
+        if self._told is not None:
+            self._told[name] = groups
 
     # -- loading and following ------------------------------------------------------------
 
@@ -111,22 +140,25 @@ class WallService:
                 await self._relay_vote(doc["_id"])
         return cursor
 
-    async def _read_registry(self, asked_at: float | None = None) -> None:
-        """Host names and groups from the registry, read after `asked_at` (a read that
-        began after it will do: snapshots asked for together share one read)."""
-        loop = asyncio.get_running_loop()
+    async def _read_registry(self) -> None:
+        """Host names and groups from the registry (what every instance wrote). A host
+        this instance created, changed or deleted while the read was under way is taken
+        as it was told, since the read may have passed it before the write."""
         async with self._registry_lock:
-            if asked_at is not None and self._registry_read_at >= asked_at:
-                return
-            started = loop.time()
-            await self._read_registry_now()
-            self._registry_read_at = started
-
-    async def _read_registry_now(self) -> None:
-        groups = {doc["name"]: [g for g in doc.get("groups") or [] if isinstance(g, str)]
-                  async for doc in self.store.hosts.find({}, {"name": 1, "groups": 1}).limit(
-                      self.settings.wall_max_hosts)}
-        self.board.set_registry(groups)
+            self._told = {}
+            try:
+                groups = {doc["name"]: [g for g in doc.get("groups") or []
+                                        if isinstance(g, str)]
+                          async for doc in self.store.hosts.find(
+                              {}, {"name": 1, "groups": 1}).limit(self.settings.wall_max_hosts)}
+            finally:
+                told, self._told = self._told, None
+            for name, changed in told.items():
+                if changed is None:
+                    groups.pop(name, None)
+                else:
+                    groups[name] = [g for g in changed if isinstance(g, str)]
+            self.board.set_registry(groups)
 
     async def _refresh_loop(self) -> None:
         await self._ready.wait()

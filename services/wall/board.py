@@ -5,10 +5,14 @@ stage), the releases running now and the last few finished, and the open votes. 
 board is changed only by applying `wall` events in seq order (plus the registry's host
 names and groups), so `snapshot()` is exactly "everything up to `seq`": a client that
 then follows the topic after `seq` misses nothing and sees nothing twice.
+
+`version` counts every change, so a reader can keep what it derived from the board (the
+snapshot's encoded bytes, the hosts' name order) until the board changes.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +31,13 @@ def iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def wire(value: Any) -> Any:
+    """What JSON cannot hold as it is, as the API writes it (handlers/base.py)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return list(value) if isinstance(value, (set, tuple)) else str(value)
+
+
 def new_host(name: str, groups: list[str]) -> dict:
     return {"name": name, "groups": groups, "state": "none", "stage": None,
             "release_id": None, "project": None, "ref": None, "sha": None,
@@ -43,19 +54,36 @@ class Board:
         self.hosts: dict[str, dict] = {}
         self.releases: dict[int, dict] = {}
         self.votes: dict[int, dict] = {}
+        self.version = 0
+        self._order: list[str] | None = None          # host names, natural order
+        self._encoded: tuple[int, bytes] | None = None  # (version, snapshot as JSON)
 
     # -- loading ------------------------------------------------------------------------
 
     def set_registry(self, groups_by_host: dict[str, list[str]]) -> None:
         """The registry's hosts and groups; hosts it no longer has leave the board."""
         for name in [name for name in self.hosts if name not in groups_by_host]:
-            del self.hosts[name]
+            self.remove_host(name)
         for name, groups in groups_by_host.items():
-            host = self.hosts.get(name)
-            if host is not None:
+            self.set_host(name, groups)
+
+    def set_host(self, name: str, groups: list[str]) -> None:
+        """A host of the registry, new or with its groups changed."""
+        host = self.hosts.get(name)
+        if host is not None:
+            if host["groups"] != groups:
                 host["groups"] = list(groups)
-            elif len(self.hosts) < self.max_hosts:
-                self.hosts[name] = new_host(name, list(groups))
+                self.version += 1
+        elif len(self.hosts) < self.max_hosts:
+            self.hosts[name] = new_host(name, list(groups))
+            self._order = None
+            self.version += 1
+
+    def remove_host(self, name: str) -> None:
+        """A host the registry no longer has."""
+        if self.hosts.pop(name, None) is not None:
+            self._order = None
+            self.version += 1
 
     def load_run(self, run: dict, release: dict) -> None:
         """A host run read from the database at start-up: the newest release's wins."""
@@ -66,8 +94,10 @@ class Board:
                     project=release.get("project"), ref=release.get("ref"),
                     sha=release.get("sha"),
                     updated_at=iso(run.get("finished_at") or run.get("started_at")))
+        self.version += 1
 
     def load_release(self, doc: dict) -> None:
+        self.version += 1
         self._release({"release_id": doc["_id"],
                        "total": len(doc.get("hosts") or []) or sum(
                            (doc.get("counts") or {}).values()),
@@ -79,6 +109,7 @@ class Board:
     def apply(self, event: dict) -> None:
         """One `wall` event, in seq order."""
         self.seq = max(self.seq, event["seq"])
+        self.version += 1
         data = event.get("data")
         if not isinstance(data, dict):
             return
@@ -115,6 +146,7 @@ class Board:
                 if len(self.hosts) >= self.max_hosts or not isinstance(name, str):
                     continue
                 host = self.hosts[name] = new_host(name, [])
+                self._order = None
             state, stage = [*change, None, None][:2] if isinstance(change, list) else (
                 None, None)
             host.update(state=state, stage=stage, release_id=data["release_id"],
@@ -125,7 +157,17 @@ class Board:
 
     def snapshot(self) -> dict:
         """Every host (natural name order), running and recent releases, open votes, seq."""
-        hosts = [dict(self.hosts[name]) for name in sorted(self.hosts, key=natural_key)]
+        if self._order is None:
+            self._order = sorted(self.hosts, key=natural_key)
+        hosts = [dict(self.hosts[name]) for name in self._order]
         releases = sorted(self.releases.values(), key=lambda r: r["release_id"], reverse=True)
         return {"hosts": hosts, "releases": [dict(r) for r in releases],
                 "votes": [dict(v) for v in self.votes.values()], "seq": self.seq}
+
+    def snapshot_json(self) -> bytes:
+        """`snapshot()` encoded as JSON, encoded once per version of the board: screens
+        opened together (an office's TVs after a restart) share one encoding."""
+        if self._encoded is None or self._encoded[0] != self.version:
+            text = json.dumps(self.snapshot(), default=wire, separators=(",", ":"))
+            self._encoded = (self.version, text.encode())
+        return self._encoded[1]

@@ -24,6 +24,10 @@ TOKEN = re.compile(r"fw_[A-Za-z0-9_-]{43}")
 # What a wall link may open; the handlers that accept one name their scope here.
 SCOPES = ("wall page", "wall API reads", "wall events", "vote screens")
 TOUCH_EVERY_S = 60.0
+# A link resolved is taken as it was for this long: a screen opening asks for it three
+# times at once (page, snapshot, stream). Revoking here forgets them all at once; another
+# instance's revocation is seen this much later at most.
+RESOLVED_FOR_S = 2.0
 
 
 class LinkRevoked(Exception):
@@ -50,6 +54,7 @@ class WallLinks:
         self.max_links = max_links
         self.name_max_bytes = name_max_bytes
         self._touched: dict[int, float] = {}
+        self._resolved: dict[str, tuple[float, dict]] = {}    # digest: (when, link)
 
     async def open(self) -> None:
         await self.collection.create_index("digest", unique=True)
@@ -82,6 +87,7 @@ class WallLinks:
             doc["revoked_at"] = utcnow()
             await self.collection.update_one({"_id": link_id},
                                               {"$set": {"revoked_at": doc["revoked_at"]}})
+        self._resolved.clear()          # after the write: a read before it is forgotten too
         return public_link(doc)
 
     async def resolve(self, token: Any) -> dict | None:
@@ -89,9 +95,17 @@ class WallLinks:
         A string of the wrong shape is answered without a database look-up."""
         if not isinstance(token, str) or not TOKEN.fullmatch(token):
             return None
-        doc = await self.collection.find_one({"digest": digest(token)})
-        if doc is None:
-            return None
+        key, now = digest(token), time.monotonic()
+        known = self._resolved.get(key)
+        if known is not None and now - known[0] < RESOLVED_FOR_S:
+            doc = known[1]
+        else:
+            doc = await self.collection.find_one({"digest": key})
+            if doc is None:
+                return None
+            if len(self._resolved) > 4 * self.max_links:
+                self._resolved.clear()
+            self._resolved[key] = (now, doc)
         if doc.get("revoked_at") is not None:
             raise LinkRevoked
         return doc

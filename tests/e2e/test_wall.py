@@ -232,8 +232,9 @@ async def big_fleet_mid_release(services, count: int = 2000) -> dict[str, str]:
     interrupted (host states told on the wall topic, as a release's record tells them)."""
     groups = ["api", "batch", "cache", "db", "edge", "queue", "search", "web"]
     names = [f"node-{i:04d}" for i in range(count)]
-    await services.store.hosts.insert_many(
-        [{"name": name, "groups": [groups[i % len(groups)]]} for i, name in enumerate(names)])
+    await services.hosts.create_many(
+        [{"name": name, "address": "127.0.0.1", "groups": [groups[i % len(groups)]]}
+         for i, name in enumerate(names)])
     wanted = {}
     for i, name in enumerate(names):
         group = groups[i % len(groups)]
@@ -282,8 +283,9 @@ async def test_only_problems_shows_just_the_problems(page, services, artifacts):
 
 
 async def test_page_auto_cycles_pages_when_even_the_smallest_tiles_do_not_fit(page, services):
-    await services.store.hosts.insert_many(
-        [{"name": f"n-{i:04d}", "groups": ["web"]} for i in range(1999)])
+    await services.hosts.create_many(
+        [{"name": f"n-{i:04d}", "address": "127.0.0.1", "groups": ["web"]}
+         for i in range(1999)])
     await page.set_viewport_size({"width": 800, "height": 500})
     await page.goto("/wall?page=auto&every=3")
     await page.wait_for_function("() => document.body.dataset.rendered === 'true'")

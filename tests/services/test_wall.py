@@ -5,6 +5,7 @@ link tokens are stored hashed."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -83,12 +84,70 @@ async def wait_for_seq(wall: WallService, seq: int) -> dict:
 
 
 async def test_a_snapshot_is_current_to_the_seq_of_the_events_it_reflects(services):
-    await services.store.hosts.insert_one({"name": "web-1", "groups": ["web"]})
+    await services.hosts.create({"name": "web-1", "address": "127.0.0.1", "groups": ["web"]})
     event = await services.events.publish("wall", "release", release_event(
         0, 9, "running", {"web-1": ["running", "extract"]})["data"])
     snapshot = await wait_for_seq(services.wall, event["seq"])
     assert snapshot["seq"] == event["seq"]
     assert snapshot["hosts"][0]["state"] == "running"
+
+
+def groups_on_wall(snapshot: dict) -> dict[str, list[str]]:
+    return {host["name"]: host["groups"] for host in snapshot["hosts"]}
+
+
+async def wall_when(wall: WallService, check) -> None:
+    """Until `check(host name → groups)` holds (the wall's next reads of the registry)."""
+    while True:
+        if check(groups_on_wall(await wall.snapshot())):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_hosts_created_changed_and_deleted_here_show_in_the_next_snapshot(services):
+    hosts = services.hosts
+    await hosts.create({"name": "web-1", "address": "127.0.0.1", "groups": ["web"]})
+    await hosts.create_many([{"name": f"db-{i}", "address": "127.0.0.1", "groups": ["db"]}
+                             for i in (1, 2)])
+    assert groups_on_wall(await services.wall.snapshot()) == {
+        "db-1": ["db"], "db-2": ["db"], "web-1": ["web"]}
+    await hosts.update("web-1", {"groups": ["web", "eu"]})
+    await hosts.delete("db-2")
+    assert groups_on_wall(await services.wall.snapshot()) == {
+        "db-1": ["db"], "web-1": ["web", "eu"]}
+
+
+async def test_the_snapshot_sent_is_the_snapshot_until_the_board_changes(services):
+    await services.hosts.create({"name": "web-1", "address": "127.0.0.1", "groups": ["w"]})
+    first = await services.wall.snapshot_json()
+    assert json.loads(first) == await services.wall.snapshot()
+    assert await services.wall.snapshot_json() is first               # encoded once
+    await services.hosts.update("web-1", {"groups": ["w", "eu"]})
+    assert json.loads(await services.wall.snapshot_json())["hosts"][0]["groups"] == ["w", "eu"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"wall_hosts_refresh_s": 0.1}])
+async def test_hosts_another_instance_wrote_show_after_the_registry_is_read_again(services):
+    await services.hosts.create({"name": "mine", "address": "127.0.0.1", "groups": ["a"]})
+    await services.store.hosts.insert_one({"name": "theirs", "groups": ["b"]})
+    await services.store.hosts.update_one({"name": "mine"}, {"$set": {"groups": ["c"]}})
+    await wall_when(services.wall, lambda hosts: hosts == {"mine": ["c"], "theirs": ["b"]})
+    await services.store.hosts.delete_one({"name": "theirs"})
+    await wall_when(services.wall, lambda hosts: "theirs" not in hosts)
+
+
+async def test_what_is_told_while_the_registry_is_read_wins_over_the_read(services):
+    """A read of the registry may pass a host before this instance writes it: what the
+    host service told meanwhile is applied over what the read found."""
+    wall = services.wall
+    await services.store.hosts.insert_one({"name": "gone", "groups": ["a"]})
+    read = asyncio.create_task(wall._read_registry())
+    await asyncio.sleep(0)
+    assert wall._told is not None             # the read is under way
+    wall.host_changed("new", ["b"])           # written after the read passed it
+    wall.host_changed("gone", None)           # deleted after the read saw it
+    await read
+    assert groups_on_wall(await wall.snapshot()) == {"new": ["b"]}
 
 
 async def test_a_restarted_wall_loads_host_states_from_the_newest_releases(services):

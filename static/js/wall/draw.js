@@ -10,7 +10,10 @@ export const COLORS = {
 };
 const INK = { skipped: "#1c1500", none: "#c9d1d9", pending: "#e6edf3" };
 const FONT = 'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Noto Sans CJK SC", sans-serif';
-const number = new Intl.NumberFormat();
+// 12345 → "12,345" (as English and Chinese both write it), without Intl (see model.js).
+function grouped(n) {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
 
 // Text that fits `width` in the current font: whole, or cut in the middle with an
 // ellipsis (host names differ at their ends: "web-eu-…-0142"). Cached per font, width, text.
@@ -71,35 +74,70 @@ export function stateText(state) {
 
 function countsText(counts) {
   return Object.entries(counts).sort((a, b) => b[1] - a[1])
-    .map(([state, n]) => `${number.format(n)} ${stateText(state)}`).join(" · ");
+    .map(([state, n]) => `${grouped(n)} ${stateText(state)}`).join(" · ");
 }
 
-// Draw `page` of `result` (from layout.js); returns the tiles drawn, in drawing order.
-export function drawPage(canvas, result, pageIndex, by, empty) {
+// Work is cut into slices of about SLICE_MS, with the main thread given back between them
+// (`pause`), so a big board never makes one long task.
+const SLICE_MS = 8;
+
+// `flush()` first makes the canvas draw what it was told (a canvas otherwise keeps its
+// drawing to the end of the frame, and does it all in one go, on the main thread).
+function slicer(pause, flush) {
+  let deadline = performance.now() + SLICE_MS;
+  return async () => {
+    if (flush) flush();
+    if (performance.now() > deadline) {
+      await pause();
+      deadline = performance.now() + SLICE_MS;
+    }
+  };
+}
+
+// Draw `page` of `result` (from layout.js); resolves to the tiles drawn, in drawing order.
+// Tiles are drawn into a back buffer over as many slices as it takes (their labels worked
+// out first, in one pass, so fonts change once per kind of line, not per tile), then
+// handed to the canvas at once: a screen never shows a half-drawn board. The back buffer
+// is drawn by the CPU (`willReadFrequently`), slice by slice (see slicer).
+export async function drawPage(canvas, result, pageIndex, by, empty, pause) {
   const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth;
-  const height = canvas.clientHeight;
-  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-    canvas.width = Math.round(width * ratio);
-    canvas.height = Math.round(height * ratio);
+  const { width, height } = result; // as laid out (asking the canvas could force a layout)
+  const pixelsW = Math.max(1, Math.round(width * ratio)); // a bitmap is never empty
+  const pixelsH = Math.max(1, Math.round(height * ratio));
+  if (!canvas.__back) canvas.__back = new OffscreenCanvas(pixelsW, pixelsH);
+  const back = canvas.__back;
+  if (back.width !== pixelsW || back.height !== pixelsH) {
+    back.width = pixelsW;
+    back.height = pixelsH;
   }
-  const ctx = canvas.getContext("2d");
+  const ctx = back.getContext("2d", { willReadFrequently: true });
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.__font = null; // a resized canvas forgets its font: set it again
+  ctx.__font = null; // a new bitmap forgets its font: set it again
   ctx.clearRect(0, 0, width, height);
   ctx.textBaseline = "middle";
+  await pause(); // a new bitmap is a few megabytes to clear: a slice of its own
   const m = result.metrics;
-  const drawn = [];
   const page = result.pages[pageIndex] || [];
+  const breathe = slicer(pause);
+  const tiles = [];
   for (const block of page) {
-    drawHeader(ctx, block, m, by);
     const top = block.y + m.headH;
-    block.items.forEach((item, index) => {
+    for (let index = 0; index < block.items.length; index++) {
       const x = block.x + (index % block.cols) * (m.tileW + m.gap);
       const y = top + Math.floor(index / block.cols) * (m.tileH + m.gap);
-      drawn.push(drawTile(ctx, item, x, y, m, block.group.key));
-    });
+      tiles.push(tileOf(ctx, block.items[index], x, y, m, block.group.key));
+      if ((index & 31) === 31) await breathe();
+    }
   }
+  const painted = slicer(pause, () => ctx.getImageData(0, 0, 1, 1));
+  for (const block of page) drawHeader(ctx, block, m, by);
+  await painted();
+  for (let i = 0; i < tiles.length; i++) {
+    paintTile(ctx, tiles[i], m);
+    if ((i & 3) === 3) await painted();
+  }
+  await painted();
+  const drawn = tiles.map((tile) => tile.record);
   if (drawn.length === 0) {
     setFont(ctx, `600 ${Math.round(Math.min(width, height) / 12)}px ${FONT}`);
     ctx.fillStyle = "#8b949e";
@@ -107,7 +145,19 @@ export function drawPage(canvas, result, pageIndex, by, empty) {
     ctx.fillText(empty, width / 2, height / 2);
     ctx.textAlign = "start";
   }
+  await breathe();
+  // The drawn bitmap is handed to the canvas, not copied (the back buffer starts afresh).
+  canvas.getContext("bitmaprenderer").transferFromImageBitmap(back.transferToImageBitmap());
   return drawn;
+}
+
+// The fonts' first look-up and measures, done before the first draw needs them.
+export function warmUp() {
+  const ctx = document.createElement("canvas").getContext("2d");
+  for (const weight of [400, 600]) refWidth(ctx, "host-0", weight);
+  setFont(ctx, `700 20px ${FONT}`);
+  ctx.measureText("rack-0");
+  countsText({ ok: 1000, none: 2 });
 }
 
 function drawHeader(ctx, block, m, by) {
@@ -128,10 +178,9 @@ function drawHeader(ctx, block, m, by) {
     after, midY);
 }
 
-function drawTile(ctx, item, x, y, m, group) {
+// A tile's record (for tests and benches) and its lines' fonts and text, measured once.
+function tileOf(ctx, item, x, y, m, group) {
   const state = item.host ? item.host.state || "none" : item.collapsed;
-  ctx.fillStyle = COLORS[state] || COLORS.none;
-  ctx.fillRect(x, y, m.tileW, m.tileH);
   const record = { x, y, w: m.tileW, h: m.tileH, state, group };
   let lines;
   if (item.host) {
@@ -141,20 +190,26 @@ function drawTile(ctx, item, x, y, m, group) {
   } else {
     record.collapsed = true;
     record.count = item.count;
-    lines = [`${number.format(item.count)} ${stateText(state)}`];
+    lines = [`${grouped(item.count)} ${stateText(state)}`];
   }
-  if (m.tileW >= 36) {
-    ctx.fillStyle = INK[state] || "#ffffff";
-    const pad = Math.max(3, Math.round(m.tileW * 0.05));
-    for (let i = 0; i < lines.length; i++) {
-      const label = tileLabel(ctx, m, lines.length, i, lines[i]);
-      setFont(ctx, label.font);
-      const lineY = y + m.tileH * (lines.length === 2 ? (i === 0 ? 0.34 : 0.72) : 0.5);
-      ctx.fillText(label.shown, x + pad, lineY);
-      if (i === 0) record.label = label.shown;
-    }
+  const shown = m.tileW >= 36
+    ? lines.map((line, i) => tileLabel(ctx, m, lines.length, i, line)) : [];
+  if (shown.length) record.label = shown[0].shown;
+  return { record, state, labels: shown };
+}
+
+function paintTile(ctx, tile, m) {
+  const { x, y } = tile.record;
+  ctx.fillStyle = COLORS[tile.state] || COLORS.none;
+  ctx.fillRect(x, y, m.tileW, m.tileH);
+  if (!tile.labels.length) return;
+  ctx.fillStyle = INK[tile.state] || "#ffffff";
+  const pad = Math.max(3, Math.round(m.tileW * 0.05));
+  const two = tile.labels.length === 2;
+  for (let i = 0; i < tile.labels.length; i++) {
+    setFont(ctx, tile.labels[i].font);
+    ctx.fillText(tile.labels[i].shown, x + pad, y + m.tileH * (two ? (i === 0 ? 0.34 : 0.72) : 0.5));
   }
-  return record;
 }
 
 // A tile line's font and fitted text, worked out once per tile size, line and text, with

@@ -2,12 +2,11 @@
 // biggest tile size at which everything fits the board; at COLLAPSE_AT hosts and more,
 // the hosts of a group that are not problems collapse into one tile per state with a
 // count. When even the smallest tiles do not fit, the blocks are split into pages.
-import { PROBLEMS, RANK } from "./model.js";
+import { PROBLEMS, RANK, naturalCompare } from "./model.js";
 
 export const COLLAPSE_AT = 2000;
 const MAX_TILE_W = 400;
 const MIN_TILE_W = 18;
-const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 function rank(state) {
   const index = RANK.indexOf(state);
@@ -108,18 +107,31 @@ function pack(groups, m, width, height, split) {
   return pages;
 }
 
-// The whole layout for a board of width × height (CSS pixels).
-export function layout(hosts, options, width, height, order) {
+// The whole layout for a board of width × height (CSS pixels). Each group is sorted in a
+// slice of its own when the work so far took longer than SLICE_MS (`pause` gives the
+// main thread back in between).
+const SLICE_MS = 8;
+
+export async function layout(hosts, options, width, height, order, pause) {
   const collapse = hosts.length >= COLLAPSE_AT;
-  const groups = groupHosts(hosts, options).map((g) => groupItems(g, collapse, order))
-    .sort((a, b) => rank(a.worst) - rank(b.worst) || collator.compare(a.key, b.key));
+  let deadline = performance.now() + SLICE_MS;
+  const groups = [];
+  for (const group of groupHosts(hosts, options)) {
+    if (performance.now() > deadline) {
+      await pause();
+      deadline = performance.now() + SLICE_MS;
+    }
+    groups.push(groupItems(group, collapse, order));
+  }
+  groups.sort((a, b) => rank(a.worst) - rank(b.worst) || naturalCompare(a.key, b.key));
   let tileW = MAX_TILE_W;
   while (tileW > MIN_TILE_W) {
     const m = metrics(tileW);
     const pages = pack(groups, m, width, height, false);
-    if (pages) return { groups, metrics: m, pages, collapse };
+    if (pages) return { groups, metrics: m, pages, collapse, width, height };
     tileW = Math.floor(tileW * 0.92);
   }
   const m = metrics(MIN_TILE_W);
-  return { groups, metrics: m, pages: pack(groups, m, width, height, true), collapse };
+  return { groups, metrics: m, pages: pack(groups, m, width, height, true), collapse, width,
+    height };
 }

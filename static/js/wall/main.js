@@ -1,11 +1,17 @@
-// The wall page: snapshot (GET /api/wall), then the `wall` topic after its seq through
+// The wall page: snapshot (sent with the page, as GET /api/wall gives it; fetched when
+// the page has none), then the `wall` topic after its seq through
 // the shared event client (its own endpoints, which a wall link may use). Changes are
 // applied at once and drawn at most once per animation frame. The drawn model is
 // `window.__wall` (tiles are on a canvas) for tests and benches.
+//
+// No step may hold the main thread long (a TV's browser is often a slow one): parsing,
+// applying the snapshot, the layout, the panels and the tiles' drawing (in slices, see
+// draw.js) are separate tasks, and a draw asked for while one is under way is done once,
+// after it, with the newest model.
 import { EventClient, STATUS } from "../events.js";
 import { t } from "../i18n.js";
 import { $ } from "../util.js";
-import { drawPage } from "./draw.js";
+import { drawPage, warmUp as warmDraw } from "./draw.js";
 import { layout } from "./layout.js";
 import { WallModel } from "./model.js";
 import { drawRecent, drawRunning } from "./panels.js";
@@ -26,39 +32,85 @@ const wall = { model, options, tiles: [], layout: null, page: 0, pages: 1, frame
   status: "connecting", revoked: false };
 window.__wall = wall;
 let frame = 0;
+let drawing = null; // the draw under way (a promise), if any
+let drawAgain = false;
 let drawnVersion = -1;
 let staleTimer = null;
 let client = null;
 
-function schedule() {
-  if (!frame) frame = requestAnimationFrame(render);
+// The main thread back to the browser (input, frames, network) before going on.
+function pause() {
+  if (globalThis.scheduler && scheduler.yield) return scheduler.yield();
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-function render() {
+function schedule() {
+  if (!frame) frame = requestAnimationFrame(startDraw);
+}
+
+function startDraw() {
   frame = 0;
   if (!wall.loaded) return; // nothing to draw before the snapshot
-  const started = performance.now();
-  if (drawnVersion !== model.version || wall.resized) {
-    wall.layout = layout([...model.hosts.values()], options, canvas.clientWidth, canvas.clientHeight,
-      model.nameOrder());
-    wall.pages = wall.layout.pages.length;
-    wall.resized = false;
-    drawRunning($("#wall-running"), model, Date.now());
-    drawRecent($("#wall-recent"), model);
+  if (drawing) {
+    drawAgain = true; // once more when this one is done, with whatever changed meanwhile
+    return;
   }
-  if (wall.page >= wall.pages) wall.page = 0;
-  wall.tiles = drawPage(canvas, wall.layout, wall.page, options.by,
-    options.only === "problems" ? t("no problems") : t("no hosts"));
-  wall.seq = model.seq;
-  drawnVersion = model.version;
+  drawing = render().catch((error) => console.error(error)).finally(() => {
+    drawing = null;
+    if (drawAgain) {
+      drawAgain = false;
+      schedule();
+    }
+  });
+}
+
+// The releases and votes as they are now, for the panels: drawn with the tiles of the same
+// moment, though the model may change while those are being drawn.
+function panelView() {
+  const running = model.running();
+  const recent = model.recent();
+  return { running: () => running, recent: () => recent, votes: new Map(model.votes) };
+}
+
+async function render() {
+  const started = performance.now();
+  const version = model.version;
+  const seq = model.seq; // what the drawing shows: the model as it is now
+  let result = wall.layout;
+  let view = null;
+  if (drawnVersion !== version || wall.resized || !result) {
+    view = panelView();
+    wall.resized = false;
+    // The board's size as the resize observer last told it (asking the canvas after the
+    // panels changed would force a layout of the page).
+    const width = wall.width ?? canvas.clientWidth;
+    const height = wall.height ?? canvas.clientHeight;
+    result = await layout([...model.hosts.values()], options, width, height, model.nameOrder(),
+      pause);
+    await pause();
+  }
+  const pages = result.pages.length;
+  if (wall.page >= pages) wall.page = 0;
+  const tiles = await drawPage(canvas, result, wall.page, options.by,
+    options.only === "problems" ? t("no problems") : t("no hosts"), pause);
+  if (view) {
+    wall.view = view;
+    drawRunning($("#wall-running"), view, Date.now());
+    drawRecent($("#wall-recent"), view);
+  }
+  wall.layout = result;
+  wall.pages = pages;
+  wall.tiles = tiles;
+  wall.seq = seq;
+  drawnVersion = version;
   wall.frames++;
-  canvas.dataset.tiles = String(wall.tiles.length);
-  canvas.dataset.seq = String(model.seq);
+  canvas.dataset.tiles = String(tiles.length);
+  canvas.dataset.seq = String(seq);
   const pageLabel = $("#wall-page");
-  pageLabel.hidden = wall.pages <= 1;
+  pageLabel.hidden = pages <= 1;
   pageLabel.textContent = options.paging === "auto"
-    ? t("page {n} of {of}", { n: wall.page + 1, of: wall.pages })
-    : t("{n} more", { n: wall.layout.pages.slice(1).reduce((n, p) => n + p.reduce((k, b) => k + b.items.length, 0), 0) });
+    ? t("page {n} of {of}", { n: wall.page + 1, of: pages })
+    : t("{n} more", { n: result.pages.slice(1).reduce((n, p) => n + p.reduce((k, b) => k + b.items.length, 0), 0) });
   if (body.dataset.rendered !== "true") {
     body.dataset.rendered = "true";
     performance.mark("ferry:first-render");
@@ -112,10 +164,14 @@ function onStatus(status) {
 function tick() {
   const clock = $("#wall-clock");
   const now = new Date();
-  clock.textContent = now.toLocaleTimeString(document.documentElement.lang || undefined,
-    { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  // 24-hour HH:MM:SS, as both languages write it; not toLocaleTimeString (see model.js).
+  clock.textContent = [now.getHours(), now.getMinutes(), now.getSeconds()]
+    .map((n) => String(n).padStart(2, "0")).join(":");
   clock.dateTime = now.toISOString();
-  if (model.running().length) drawRunning($("#wall-running"), model, now.getTime());
+  // The ETAs move on; the releases are those drawn with the tiles (see panelView).
+  if (wall.view && wall.view.running().length) {
+    drawRunning($("#wall-running"), wall.view, now.getTime());
+  }
 }
 
 function describeMode() {
@@ -125,33 +181,56 @@ function describeMode() {
   $("#wall-mode").textContent = parts.join(" · ");
 }
 
-async function start() {
-  tick();
-  setInterval(tick, 1000);
-  describeMode();
-  new ResizeObserver(() => {
-    wall.resized = true;
-    schedule();
-  }).observe(canvas);
+// What the first draw would otherwise pay for on its own (the fonts' first measures),
+// done in a slice of its own.
+async function warmUp() {
+  await pause();
+  warmDraw();
+}
+
+// The snapshot the page came with (read once), or null.
+function inlineSnapshot() {
+  const element = document.getElementById("wall-snapshot");
+  if (!element) return null;
+  element.remove();
+  try {
+    return JSON.parse(element.textContent);
+  } catch {
+    return null;
+  }
+}
+
+// The snapshot from GET /api/wall (on a retry, or when the page came without one); null
+// when the wall cannot be shown now (it says why, and tries again when that may help).
+async function fetchSnapshot() {
   let response;
   try {
-    // As the page's preload asked for it (same URL, mode and credentials), so the
-    // snapshot already on its way is used, not fetched again.
     response = await fetch("/api/wall", { credentials: "same-origin" });
   } catch {
+    response = null;
+  }
+  if (response && (response.status === 401 || response.status === 410)) {
+    revokedOrSignedOut();
+    return null;
+  }
+  if (!response || !response.ok) {
     setStale(true);
     setTimeout(start, 3000);
-    return;
+    return null;
   }
-  if (response.status === 401 || response.status === 410) return revokedOrSignedOut();
-  if (!response.ok) {
-    setStale(true);
-    setTimeout(start, 3000);
-    return;
-  }
-  model.load(await response.json());
+  return response.json();
+}
+
+async function start() {
+  await warmUp();
+  await pause();
+  let snapshot = inlineSnapshot();
+  if (snapshot === null) snapshot = await fetchSnapshot();
+  if (snapshot === null) return;
+  await pause();
+  model.load(snapshot);
   wall.loaded = true;
-  schedule(); // drawn in the next frame: parsing and drawing are two tasks, not one
+  schedule(); // drawn from the next frame on: parsing and drawing are separate tasks
   client = new EventClient({ onStatus, paths: { socket: "/wall/ws", poll: "/api/wall/events" } });
   wall.client = client;
   client.subscribe("wall", model.seq, (events) => {
@@ -168,4 +247,16 @@ async function start() {
   }
 }
 
+describeMode();
+new ResizeObserver((entries) => {
+  const box = entries[entries.length - 1].contentRect;
+  wall.width = box.width;
+  wall.height = box.height;
+  wall.resized = true;
+  schedule();
+}).observe(canvas);
+setTimeout(() => {
+  tick();
+  setInterval(tick, 1000);
+}, 0);
 start();
