@@ -15,6 +15,11 @@ function grouped(n) {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
+// The page's text caches are small and cleared whole when full: the texts they hold
+// (counts, stages, tile sizes) keep changing over hours on a wall, so larger bounds would
+// only let the heap climb to them. One screen's worth fits in each.
+const CACHE_MAX = 4096;
+
 // Text that fits `width` in the current font: whole, or cut in the middle with an
 // ellipsis (host names differ at their ends: "web-eu-…-0142"). Cached per font, width, text.
 const fitted = new Map();
@@ -24,7 +29,7 @@ function measure(ctx, text) {
   let width = widths.get(key);
   if (width === undefined) {
     width = ctx.measureText(text).width;
-    if (widths.size > 50000) widths.clear();
+    if (widths.size >= CACHE_MAX) widths.clear();
     widths.set(key, width);
   }
   return width;
@@ -48,7 +53,7 @@ function fit(ctx, text, width) {
       keep--;
     }
   }
-  if (fitted.size > 20000) fitted.clear();
+  if (fitted.size >= CACHE_MAX) fitted.clear();
   fitted.set(key, result);
   return result;
 }
@@ -225,7 +230,7 @@ function refWidth(ctx, text, weight) {
   if (width === undefined) {
     setFont(ctx, `${weight} ${REF_PX}px ${FONT}`);
     width = ctx.measureText(text).width;
-    if (refWidths.size > 50000) refWidths.clear();
+    if (refWidths.size >= 2 * CACHE_MAX) refWidths.clear();
     refWidths.set(key, width);
   }
   return width;
@@ -250,7 +255,7 @@ function tileLabel(ctx, m, count, i, line) {
       shown = line.slice(0, head) + "…" + line.slice(line.length - (keep - head));
     }
     label = { font: `${weight} ${fitting}px ${FONT}`, shown };
-    if (labels.size > 20000) labels.clear();
+    if (labels.size >= 2 * CACHE_MAX) labels.clear();
     labels.set(key, label);
   }
   return label;
