@@ -125,5 +125,5 @@ async def test_with_its_stream_down_the_vote_screen_greys_out_under_reconnecting
     await page.route("**/vote/events*", lambda route: route.abort())
     await open_screen(page, f"/releases/{release['id']}/vote")
     await page.wait_for_selector("#vote-overlay:has-text('reconnecting…')")
-    await page.wait_for_function("document.body.classList.contains('stale')")
+    await page.wait_for_function("() => document.body.classList.contains('stale')")
     assert "No vote on this release yet" in await page.text_content("#vote-question")
