@@ -43,10 +43,11 @@ from services.team.credentials import (
     SESSION,
     Credential,
     CredentialCache,
+    digest,
     in_chunks,
 )
 from services.team.throttle import SigninThrottle
-from services.team.tokens import Tokens, digest
+from services.team.tokens import Tokens
 
 log = logging.getLogger("ferry.auth")
 

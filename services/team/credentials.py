@@ -48,6 +48,11 @@ SESSION = "session"
 IN_QUERY_MAX = 50
 
 
+def digest(secret: str) -> str:
+    """What Ferry keeps of a token or session secret: its SHA-256, in hex."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def in_chunks(values: Iterable[str]) -> list[list[str]]:
     """`values` (deduplicated, in order) cut into lists of at most IN_QUERY_MAX."""
     unique = list(dict.fromkeys(values))
@@ -64,7 +69,7 @@ class Credential:
 
     @classmethod
     def of(cls, kind: str, secret: str) -> Credential:
-        return cls(kind, hashlib.sha256(secret.encode()).hexdigest())
+        return cls(kind, digest(secret))
 
 
 class CredentialCache:

@@ -11,7 +11,6 @@ May import: settings, store, errors, registry.validation.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -23,14 +22,10 @@ from services.errors import Conflict, Invalid, NotFound
 from services.registry.validation import integer, text
 from services.settings import Settings
 from services.store import Store, utcnow
-from services.team.credentials import in_chunks
+from services.team.credentials import digest, in_chunks
 
 PREFIX = "fy_"
 NAME_MAX_BYTES = 200
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def public_token(doc: dict) -> dict:
