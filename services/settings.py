@@ -183,6 +183,9 @@ class Settings:
     # GET /api/releases/<id>?wait=S holds the answer until the release ends (or pauses),
     # at most this long; it counts against longpoll_max_waiters like any long-poll.
     release_wait_max_s: float = 600.0
+    # A release that has just ended here is shown ended only once its end is stored and
+    # published (host runs flushed, lock released): a read waits at most this long for that.
+    release_end_wait_s: float = 10.0
     event_topic_max_chars: int = 200
     event_max_topics_in_memory: int = 1000
     event_topic_idle_s: float = 120.0

@@ -1,8 +1,9 @@
 """Reading releases: one release with its host runs (waiting, if asked, until it settles),
 the newest releases, a page of one host's log, and the last successful deploy. A release
-running in this process is read from memory, which is ahead of the database; everything
-else from the database. Also how a release id is read from a path and how a release is
-shown (`public_release`).
+running in this process is read from memory, which is ahead of the database for host
+runs and log lines (never for the release's state); everything else from the database.
+A release whose memory says it ended is shown once that end is stored everywhere.
+Also how a release id is read from a path and how a release is shown (`public_release`).
 
 Reads only: starting and changing releases is service.py's. May import: store, errors,
 registry, releases.records.
@@ -11,6 +12,7 @@ registry, releases.records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ from pymongo import DESCENDING
 
 from services.errors import NotFound
 from services.registry.hosts import natural_key
-from services.releases.records import public_host_run
+from services.releases.records import ENDED, public_host_run
 from services.store import Store
 
 if TYPE_CHECKING:
@@ -47,10 +49,12 @@ def public_release(doc: dict) -> dict:
 class ReleaseReads:
     """What a release is and did, live while it runs here; it changes nothing."""
 
-    def __init__(self, store: Store, events: EventBus, live: LiveRun) -> None:
+    def __init__(self, store: Store, events: EventBus, live: LiveRun,
+                 end_wait_s: float) -> None:
         self.store = store
         self.events = events
         self.live = live
+        self.end_wait_s = end_wait_s
 
     async def get(self, release_id: int, wait: float = 0.0) -> dict:
         """The release with every host's run (live from memory while it runs here), and
@@ -58,6 +62,7 @@ class ReleaseReads:
         `wait` > 0: first wait, at most that long, until it ends or pauses."""
         if wait > 0:
             await self._until_settled(release_id, wait)
+        await self._until_end_is_stored(release_id)
         seq = await self.events.head(f"release:{release_id}")
         run = self.live(release_id)
         if run is not None:
@@ -74,6 +79,16 @@ class ReleaseReads:
         result["host_runs"] = sorted(hosts, key=lambda host_run: natural_key(host_run["host"]))
         result["seq"] = seq
         return result
+
+    async def _until_end_is_stored(self, release_id: int) -> None:
+        """A run here whose memory already says it ended is still writing that end
+        (host runs, events, lock, the hosts' last results): wait for it, so that a client
+        that reads "ended" finds every other part of Ferry saying so too."""
+        run = self.live(release_id)
+        if run is None or run.release["state"] not in ENDED:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.ended.wait(), self.end_wait_s)
 
     async def _until_settled(self, release_id: int, wait: float) -> None:
         """Follow the release's topic (no database poll) until a `release` event says it

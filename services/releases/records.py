@@ -30,6 +30,7 @@ log = logging.getLogger("ferry.records")
 HOST_STATES = ("pending", "running", "ok", "failed", "skipped", "cancelled", "rolled_back",
                "interrupted")
 LOCAL = "_local"
+ENDED = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
 WALL_INTERVAL_S = 0.5
 
 
@@ -116,17 +117,29 @@ class ReleaseRecord:
     # -- state changes -------------------------------------------------------------
 
     async def set_state(self, state: str, **fields: Any) -> None:
-        """Release state changes are rare and matter after a crash: written at once."""
+        """Release state changes are rare and matter after a crash: written at once. An
+        end is written after every host run: the database never says a release ended
+        while its host runs still say otherwise (a retry or rollback plans from them)."""
+        if state in ENDED:
+            try:
+                await self.flush()
+            except Exception as error:      # the state itself is still written (or tried)
+                log.warning("could not persist %s before its end: %s", self.topic,
+                            describe_db_error(error))
         now = utcnow()
         changes = {"state": state, "counts": self.counts(), **fields}
         if state == "running" and not self.release.get("started_at"):
             changes["started_at"] = now
-        if state in ("succeeded", "failed", "cancelled", "rolled_back", "interrupted"):
+        if state in ENDED:
             changes["finished_at"] = now
             started = self.release.get("started_at") or self.release["created_at"]
             changes["duration_ms"] = int((now - started).total_seconds() * 1000)
-        self.release.update(changes)
-        await self.store.releases.update_one({"_id": self.id}, {"$set": changes})
+        # Stored before it shows in memory: whatever acts on a state read here (a
+        # rollback, a retry) finds the database saying the same.
+        try:
+            await self.store.releases.update_one({"_id": self.id}, {"$set": changes})
+        finally:
+            self.release.update(changes)
         self._counts_written = changes["counts"]
         self.emit("release", {"state": state, "counts": changes["counts"],
                               **{k: v for k, v in fields.items() if k != "counts"}})

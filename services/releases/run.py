@@ -40,6 +40,7 @@ class ReleaseRun:
         self.cancelled = asyncio.Event()
         self.stopping = asyncio.Event()
         self.promoted = asyncio.Event()
+        self.ended = asyncio.Event()     # set by the service once the end is stored everywhere
         self.cancel_reason: str | None = None     # set by cancel(); None: "by a user"
         self.rollback_on_cancel = False            # a failed vote: switch done hosts back
         self.fail_limit = self.strategy.fail_limit(len(hosts))

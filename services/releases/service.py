@@ -61,7 +61,7 @@ class ReleaseService:
         self.access = access        # who sees a release's topic
         self.locks = DeployLock(self.store, self.settings)
         self.runs: dict[int, tuple[ReleaseRun, asyncio.Task]] = {}
-        self.reads = ReleaseReads(self.store, events, self._live)
+        self.reads = ReleaseReads(self.store, events, self._live, self.settings.release_end_wait_s)
         self._lease_task: asyncio.Task | None = None
         self.stopping = False
 
@@ -230,11 +230,16 @@ class ReleaseService:
         try:
             await run.execute()
         finally:
-            self.runs.pop(release["_id"], None)
-            if release["state"] != "paused":     # kept for the restart that resumes it
-                await self.locks.release(release["project"], release["environment"],
-                                         release["_id"])
-            await self.hosts.record_results(release, list(run.record.hosts.values()))
+            try:
+                if release["state"] != "paused":     # kept for the restart that resumes it
+                    await self.locks.release(release["project"], release["environment"],
+                                             release["_id"])
+                await self.hosts.record_results(release, list(run.record.hosts.values()))
+            finally:
+                # Only now is the end everywhere (stored, published, lock free): a read
+                # that saw the final state in memory waited for this (reads.py).
+                self.runs.pop(release["_id"], None)
+                run.ended.set()
 
     # -- control --------------------------------------------------------------------
 
@@ -258,8 +263,8 @@ class ReleaseService:
 
     async def promote(self, release_id: int) -> dict:
         doc = await self.reads.document(release_id)
-        # A release running here is judged by its live state, which is ahead of the
-        # stored one while a state change is being written.
+        # A release running here is judged by its live state: the run waits for a
+        # promote only once memory says paused (after the pause is stored).
         entry = self.runs.get(release_id)
         state = entry[0].release["state"] if entry else doc["state"]
         if state != "paused":

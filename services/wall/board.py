@@ -117,7 +117,10 @@ class Board:
             self._release(data)
             self._hosts(data, event.get("ts"))
         elif event["type"] == "vote" and isinstance(data.get("release_id"), int):
-            if data.get("state") == "open":
+            release = self.releases.get(data["release_id"]) or {}
+            # A vote is open only while its release is paused: word of it that arrives
+            # after the release went on or ended (the relay read it just before) is stale.
+            if data.get("state") == "open" and release.get("state") == "paused":
                 self.votes[data["release_id"]] = dict(data)
             else:
                 self.votes.pop(data["release_id"], None)

@@ -57,3 +57,14 @@ async def test_the_release_document_is_written_again_only_when_its_counts_or_sta
     await record.flush()
     release = await services.store.releases.find_one({"_id": RELEASE})
     assert release["local"]["package"]["state"] == "ok"
+
+
+async def test_a_release_is_stored_as_ended_only_after_its_host_runs(services):
+    record = await stored_record(services)
+    record.host_state("web-1", "ok")
+    record.host_state("web-2", "skipped", reason="release cancelled")
+    await record.set_state("cancelled", reason="cancelled by a user")
+    runs = {run["host"]: run["state"] async for run in services.store.host_runs.find(
+        {"release_id": RELEASE})}
+    assert runs == {"web-1": "ok", "web-2": "skipped"}
+    assert (await services.store.releases.find_one({"_id": RELEASE}))["state"] == "cancelled"

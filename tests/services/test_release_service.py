@@ -154,3 +154,30 @@ async def test_an_unknown_ref_fails_the_release_and_skips_every_host(services, f
     release = await settle(services, started["id"])
     assert release["state"] == "failed" and "no-such" in release["reason"]
     assert counted(release) == {"skipped": 6}
+
+
+async def test_a_release_reads_as_ended_only_once_its_end_is_stored_everywhere(
+        services, fleet_project, monkeypatch):
+    _, project = fleet_project
+    await project()
+    ended_in_memory, last_results = asyncio.Event(), asyncio.Event()
+    record_results = services.releases.hosts.record_results
+
+    async def held_back(release, runs):      # the last step of a release's end
+        ended_in_memory.set()
+        await last_results.wait()
+        await record_results(release, runs)
+
+    monkeypatch.setattr(services.releases.hosts, "record_results", held_back)
+    started = await services.releases.create(ADMIN, {"project": "app", "ref": "v1"})
+    await ended_in_memory.wait()
+    reader = asyncio.create_task(services.releases.get(started["id"]))
+    await asyncio.sleep(0.3)
+    assert not reader.done()
+    last_results.set()
+    release = await reader
+    assert release["state"] == "succeeded"
+    stored = await services.store.releases.find_one({"_id": started["id"]})
+    assert stored["state"] == "succeeded"
+    again = await services.releases.create(ADMIN, {"project": "app", "ref": "v2"})
+    assert (await settle(services, again["id"]))["state"] == "succeeded"

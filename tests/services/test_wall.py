@@ -66,12 +66,26 @@ def test_hosts_the_registry_no_longer_has_leave_the_board():
         ("h2", ["db", "eu"])]
 
 
+def vote_event(seq: int, release_id: int, state: str, go: int) -> dict:
+    return {"seq": seq, "type": "vote", "ts": 0, "data": {
+        "release_id": release_id, "state": state, "go": go, "min_go": 2}}
+
+
 def test_a_vote_shows_while_open_and_goes_when_decided_or_the_release_ends():
     board = Board(max_hosts=10, recent=8)
-    board.apply({"seq": 1, "type": "vote", "ts": 0, "data": {
-        "release_id": 3, "state": "open", "go": 1, "min_go": 2}})
+    board.apply(release_event(1, 3, "paused", {}))
+    board.apply(vote_event(2, 3, "open", 1))
     assert board.snapshot()["votes"][0]["go"] == 1
-    board.apply(release_event(2, 3, "succeeded", {}))
+    board.apply(release_event(3, 3, "succeeded", {}))
+    assert board.snapshot()["votes"] == []
+
+
+def test_word_of_an_open_vote_after_its_release_ended_does_not_bring_it_back():
+    board = Board(max_hosts=10, recent=8)
+    board.apply(release_event(1, 3, "paused", {}))
+    board.apply(vote_event(2, 3, "open", 0))
+    board.apply(release_event(3, 3, "cancelled", {}))
+    board.apply(vote_event(4, 3, "open", 1))      # read by the relay before the cancel
     assert board.snapshot()["votes"] == []
 
 
