@@ -27,6 +27,7 @@ import contextlib
 import cProfile
 import gc
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ws-auth-recheck-s", type=float, default=None,
                         help="Ferry's ws_auth_recheck_s (default: the setting's default): "
                              "each socket's periodic credential check reads the database")
+    parser.add_argument("--fanout-tick-s", type=float, default=None,
+                        help="Ferry's fanout_tick_s (default: the setting's default)")
+    parser.add_argument("--readers-nice", type=int, default=0,
+                        help="CPU priority of the readers' process (they stand for "
+                             "browsers on other machines)")
     parser.add_argument("--profile", metavar="FILE",
                         help="write a cProfile of Ferry's process while sending to FILE")
     return parser.parse_args(argv)
@@ -116,10 +122,11 @@ def _percentile_ms(values: list[float], fraction: float) -> float:
 async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="ferry-chat-") as tmp:
         async with EmbeddedDatabase(":memory:") as database:
-            recheck = ({} if args.ws_auth_recheck_s is None
-                       else {"ws_auth_recheck_s": args.ws_auth_recheck_s})
+            overrides = {name: value for name, value in (
+                ("ws_auth_recheck_s", args.ws_auth_recheck_s),
+                ("fanout_tick_s", args.fanout_tick_s)) if value is not None}
             settings = Settings(data_dir=Path(tmp), mongo_url=database.url, db_name="chat",
-                                cookie_secret="bench", instance_id="bench", **recheck)
+                                cookie_secret="bench", instance_id="bench", **overrides)
             services = Services(settings, Store(database.url, settings.db_name))
             await services.open()
             await services.auth.ensure_admin("bench-password")
@@ -141,6 +148,8 @@ async def run(args: argparse.Namespace) -> dict:
             longpoll = min(args.longpoll, args.clients)
             readers = Clients("bench.chat_clients", url, str(tokens_file), f"chat:{ROOM}",
                               str(args.clients - longpoll), str(longpoll))
+            if args.readers_nice:
+                os.setpriority(os.PRIO_PROCESS, readers.process.pid, args.readers_nice)
             try:
                 await readers.ready()
                 rss, lag = RssPeak(), LoopLag()

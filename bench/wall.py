@@ -12,8 +12,9 @@ snapshot (performance mark "ferry:first-render"), every main-thread task over 50
 (PerformanceObserver "longtask"), the wall events applied; at the end, whether the
 page's host states equal GET /api/wall's. With --minutes, keeps the wall open that
 long while releases run back to back, and reports the JS heap (after a forced GC) at
-the start and the end. Final line: JSON {"hosts", "first_render_ms", "longest_task_ms",
-"events_applied", "page_matches_api", ...}.
+the first render, at the end, and once the first release is done and after every
+release of the soak (`js_heap_series_mb`). Final line: JSON {"hosts",
+"first_render_ms", "longest_task_ms", "events_applied", "page_matches_api", ...}.
 """
 
 from __future__ import annotations
@@ -230,12 +231,19 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         release_end = time.monotonic()
         matches = await page_matches(page, services)
         releases = 1
+        # The heap once the page holds every host's state (the first release done), then
+        # after every release of the soak: flat means the series does not climb.
+        heap_series = []
         if args.minutes:
+            async with bench_window(page, windows):
+                heap_series.append(await heap_mb(cdp))
             soak_end = time.monotonic() + args.minutes * 60
             while time.monotonic() < soak_end:
                 nxt = await start_release(services, args)
                 releases += 1
                 await wait_until_done(services, nxt["id"], max(1, soak_end - time.monotonic()))
+                async with bench_window(page, windows):
+                    heap_series.append(await heap_mb(cdp))
             matches = matches and await page_matches(page, services)
         async with bench_window(page, windows):
             heap_end = await heap_mb(cdp)
@@ -259,7 +267,8 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "transport": wall["status"], "page_errors": errors,
             "page_matches_api": matches, "release_state": final_state,
             "releases": releases, "soak_minutes": args.minutes,
-            "js_heap_start_mb": heap_start, "js_heap_end_mb": heap_end}
+            "js_heap_start_mb": heap_start, "js_heap_end_mb": heap_end,
+            "js_heap_series_mb": heap_series}
 
 
 async def main(args: argparse.Namespace) -> dict:

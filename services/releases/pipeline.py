@@ -18,7 +18,8 @@ from services.registry import validation as check
 from services.releases import remote
 from services.releases.context import HostContext
 from services.releases.stages import StageFailed, elapsed_ms
-from services.ssh.client import CommandResult, HostSession, SshError
+from services.ssh.hostkeys import SshError
+from services.ssh.session import CommandResult, HostSession
 
 HOST_STAGES = ("upload", "extract", "before_release", "release", "after_release", "verify",
                "prune")
