@@ -3,13 +3,12 @@
 // seqs, through the shared event client on the screen's own endpoints (which a wall
 // link may use). Drawn at most once per animation frame. The model is `window.__vote`
 // for tests.
-import { EventClient, STATUS } from "../events.js";
-import { t } from "../i18n.js";
+import { EventClient } from "../events.js";
+import { screenStatus } from "../screen_status.js";
 import { $ } from "../util.js";
 import { VoteModel } from "./model.js";
 import { drawCanary, drawChat, drawCountdown, drawHeader, drawTally, drawVoters } from "./view.js";
 
-const STALE_GRACE_MS = 2000; // "connecting" this long (after load) greys the screen out
 const RETRY_MS = 3000;
 
 const body = document.body;
@@ -20,8 +19,9 @@ const model = new VoteModel();
 const screen = { model, status: "connecting", revoked: false, frames: 0, showChat };
 window.__vote = screen;
 let frame = 0;
-let staleTimer = null;
 let client = null;
+const { setStale, revokedOrSignedOut, onStatus } = screenStatus({
+  prefix: "vote", probe: `/api${base}/screen`, screen, client: () => client });
 
 function schedule() {
   if (!frame) frame = requestAnimationFrame(render);
@@ -40,48 +40,6 @@ function render() {
   body.dataset.rendered = "true";
   body.dataset.state = model.vote ? model.vote.state : "none";
   body.dataset.release_state = model.release.state;
-}
-
-function showOverlay(text) {
-  $("#vote-overlay").hidden = !text;
-  $("#vote-overlay-text").textContent = text || "";
-}
-
-function setStale(stale) {
-  body.classList.toggle("stale", stale);
-  if (!screen.revoked) showOverlay(stale ? t("reconnecting…") : "");
-}
-
-async function revokedOrSignedOut() {
-  let status = 0;
-  try {
-    status = (await fetch(`/api${base}/screen`, { credentials: "same-origin" })).status;
-  } catch {
-    return setStale(true);
-  }
-  screen.revoked = true;
-  body.classList.add("stale", "revoked");
-  const text = status === 410 ? t("this link was revoked") : t("signed out: sign in again");
-  $("#vote-status").dataset.status = "revoked";
-  $("#vote-status").textContent = text;
-  showOverlay(text);
-  if (client) client.close();
-}
-
-function onStatus(status) {
-  screen.status = status;
-  if (screen.revoked) return;
-  const badge = $("#vote-status");
-  badge.dataset.status = status;
-  badge.textContent = {
-    [STATUS.LIVE]: t("live"), [STATUS.POLLING]: t("live (long-polling)"),
-    [STATUS.CONNECTING]: t("connecting…"), [STATUS.OFFLINE]: t("reconnecting…"),
-  }[status] || status;
-  clearTimeout(staleTimer);
-  if (status === STATUS.LIVE || status === STATUS.POLLING) setStale(false);
-  else if (status === STATUS.OFFLINE) setStale(true);
-  else if (status === STATUS.CONNECTING) staleTimer = setTimeout(() => setStale(true), STALE_GRACE_MS);
-  else if (status === STATUS.UNAUTHENTICATED) revokedOrSignedOut();
 }
 
 function tick() {

@@ -8,15 +8,14 @@
 // applying the snapshot, the layout, the panels and the tiles' drawing (in slices, see
 // draw.js) are separate tasks, and a draw asked for while one is under way is done once,
 // after it, with the newest model.
-import { EventClient, STATUS } from "../events.js";
+import { EventClient } from "../events.js";
 import { t } from "../i18n.js";
+import { screenStatus } from "../screen_status.js";
 import { $ } from "../util.js";
 import { drawPage, warmUp as warmDraw } from "./draw.js";
 import { layout } from "./layout.js";
 import { WallModel } from "./model.js";
 import { drawRecent, drawRunning } from "./panels.js";
-
-const STALE_GRACE_MS = 2000; // "connecting" this long (after load) greys the wall out
 
 const body = document.body;
 const options = {
@@ -35,8 +34,9 @@ let frame = 0;
 let drawing = null; // the draw under way (a promise), if any
 let drawAgain = false;
 let drawnVersion = -1;
-let staleTimer = null;
 let client = null;
+const { setStale, revokedOrSignedOut, onStatus } = screenStatus({
+  prefix: "wall", probe: "/api/wall", screen: wall, client: () => client });
 
 // The main thread back to the browser (input, frames, network) before going on.
 function pause() {
@@ -116,49 +116,6 @@ async function render() {
     performance.mark("ferry:first-render");
   }
   wall.lastRenderMs = performance.now() - started;
-}
-
-function showOverlay(text) {
-  const overlay = $("#wall-overlay");
-  overlay.hidden = !text;
-  $("#wall-overlay-text").textContent = text || "";
-}
-
-function setStale(stale) {
-  body.classList.toggle("stale", stale);
-  if (!wall.revoked) showOverlay(stale ? t("reconnecting…") : "");
-}
-
-async function revokedOrSignedOut() {
-  let status = 0;
-  try {
-    status = (await fetch("/api/wall", { credentials: "same-origin" })).status;
-  } catch {
-    return setStale(true);
-  }
-  wall.revoked = true;
-  body.classList.add("stale", "revoked");
-  const text = status === 410 ? t("this link was revoked") : t("signed out: sign in again");
-  $("#wall-status").dataset.status = "revoked";
-  $("#wall-status").textContent = text;
-  showOverlay(text);
-  if (client) client.close();
-}
-
-function onStatus(status) {
-  wall.status = status;
-  const badge = $("#wall-status");
-  if (wall.revoked) return;
-  badge.dataset.status = status;
-  badge.textContent = {
-    [STATUS.LIVE]: t("live"), [STATUS.POLLING]: t("live (long-polling)"),
-    [STATUS.CONNECTING]: t("connecting…"), [STATUS.OFFLINE]: t("reconnecting…"),
-  }[status] || status;
-  clearTimeout(staleTimer);
-  if (status === STATUS.LIVE || status === STATUS.POLLING) setStale(false);
-  else if (status === STATUS.OFFLINE) setStale(true);
-  else if (status === STATUS.CONNECTING) staleTimer = setTimeout(() => setStale(true), STALE_GRACE_MS);
-  else if (status === STATUS.UNAUTHENTICATED) revokedOrSignedOut();
 }
 
 function tick() {
