@@ -226,7 +226,14 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             if args.screenshot:
                 await page.screenshot(path=args.screenshot)
             heap_start = await heap_mb(cdp)
+        if args.cpu_profile:
+            await cdp.send("Profiler.enable")
+            await cdp.send("Profiler.setSamplingInterval", {"interval": 500})
+            await cdp.send("Profiler.start")
         final_state = await wait_until_done(services, release["id"], args.seconds)
+        if args.cpu_profile:
+            profile = (await cdp.send("Profiler.stop"))["profile"]
+            Path(args.cpu_profile).write_text(json.dumps(profile))
         lag.stop()
         release_end = time.monotonic()
         matches = await page_matches(page, services)
@@ -326,6 +333,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="soak: keep the wall open this long, releases back to back, "
                              "and report the JS heap at the start and the end")
     parser.add_argument("--screenshot", default=None, help="save the first render here")
+    parser.add_argument("--cpu-profile", default=None, metavar="FILE",
+                        help="write the page's JavaScript CPU profile during the first "
+                             "release (after the first render) to FILE (.cpuprofile)")
     return parser.parse_args(argv)
 
 
