@@ -247,10 +247,22 @@ class ReleaseRecord:
 
     async def _publish_loop(self) -> None:
         while True:
-            await self._wake.wait()
+            due = self._wall_due_in()
+            if due is None:
+                await self._wake.wait()
+            else:       # host changes held back by the wall's interval: due even if all
+                with contextlib.suppress(TimeoutError):   # goes quiet (a long hook)
+                    await asyncio.wait_for(self._wake.wait(), due)
             self._wake.clear()
             await self._publish_pending()
             await self._publish_wall()
+
+    def _wall_due_in(self) -> float | None:
+        """Seconds until the hosts changed since the last wall event are due on the wall;
+        None when none changed."""
+        if not self._wall_hosts:
+            return None
+        return max(0.0, self._last_wall + WALL_INTERVAL_S - time.monotonic())
 
     async def _publish_pending(self) -> None:
         while self._outbox:

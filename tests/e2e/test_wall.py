@@ -24,7 +24,13 @@ from tests.handlers.wallkit import make_link
 
 pytestmark = pytest.mark.e2e
 TV = {"width": 1920, "height": 1080}
-SLOW_HOOK = "sleep 1\n"
+
+
+def held_hook(gate: Path) -> str:
+    """A hook that holds its host running until the test creates `gate` (at most 60 s):
+    no race with how fast the machine deploys."""
+    return f"for i in $(seq 600); do [ -e {gate} ] && exit 0; sleep 0.1; done\n"
+
 FAILING_HOOK = '[ "$FERRY_HOST" = host-3 ] && { echo "no release here"; exit 3; }; sleep 0.5\n'
 
 
@@ -66,16 +72,18 @@ async def test_the_wall_shows_every_host_of_a_20_host_fleet(page, api, make_flee
 
 
 async def test_a_release_turns_its_tiles_running_then_ok_live(page, api, make_fleet,
-                                                              app_repo):
+                                                              app_repo, tmp_path):
     fleet = await make_fleet(6)
     await register_fleet(api, fleet)
-    await register_project(api, app_repo, hooks={"before_release": SLOW_HOOK})
+    gate = tmp_path / "let-the-hosts-finish"
+    await register_project(api, app_repo, hooks={"before_release": held_hook(gate)})
     await open_wall(page)
     release = await deploy(api, "v2")
     await wait_for_tiles(page, "running", 1)
     running = [t for t in (await tiles(page)).values() if t["state"] == "running"]
     assert running[0]["stage"]
     await page.wait_for_selector(f".run-card[data-release='{release['id']}']")
+    gate.touch()
     await wait_for_tiles(page, "ok", 6)
     await page.wait_for_selector(f".recent-item[data-release='{release['id']}']"
                                  "[data-state='succeeded']")

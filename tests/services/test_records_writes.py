@@ -68,3 +68,26 @@ async def test_a_release_is_stored_as_ended_only_after_its_host_runs(services):
         {"release_id": RELEASE})}
     assert runs == {"web-1": "ok", "web-2": "skipped"}
     assert (await services.store.releases.find_one({"_id": RELEASE}))["state"] == "cancelled"
+
+
+async def test_a_host_change_reaches_the_wall_even_when_the_release_then_goes_quiet(services):
+    record = await stored_record(services)
+    record.start()
+    try:
+        after = await services.events.head("wall")
+        record.host_state("web-1", "running")
+        after = await wall_shows(services, after, ["running", None])
+        record.stage_start("web-1", "before_release")   # within the wall's interval,
+        await wall_shows(services, after, ["running", "before_release"])  # then quiet
+    finally:
+        await record.close()
+
+
+async def wall_shows(services, after: int, tile: list) -> int:
+    """Follow the `wall` topic until web-1 shows as `tile`; the seq it did at."""
+    while True:
+        events = await services.events.wait("wall", after, 10)
+        assert events, f"the wall never showed web-1 as {tile}"
+        after = events[-1]["seq"]
+        if any(event["data"]["hosts"].get("web-1") == tile for event in events):
+            return after
