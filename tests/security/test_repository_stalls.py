@@ -45,7 +45,10 @@ async def test_sign_in_is_answered_while_six_remotes_stall(api, anonymous_api, s
             assert status == 201, body
         refreshes = [asyncio.create_task(api.post(f"/api/projects/stalled-{n}/refresh"))
                      for n in range(6)]
-        await wait_until(lambda: all(listener.open for listener in listeners),
+        # An https remote stalls Ferry's TLS probe itself; an ssh remote's probe is a TCP
+        # connect, closed at once, and then git's ssh connects and stalls in the banner.
+        await wait_until(lambda: all(listener.open and (n < 3 or listener.accepted >= 2)
+                                     for n, listener in enumerate(listeners)),
                          "all six remotes are being waited on")
 
         status, body = await asyncio.wait_for(anonymous_api.post(
