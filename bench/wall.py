@@ -138,6 +138,23 @@ async def heap_mb(cdp) -> float:
     return round(usage["usedSize"] / 2**20, 2)
 
 
+async def heap_snapshot(cdp, path: Path) -> None:
+    """The page's heap (after a forced GC) as a .heapsnapshot file, for DevTools."""
+    chunks: list[str] = []
+
+    def add(event: dict) -> None:
+        chunks.append(event["chunk"])
+
+    cdp.on("HeapProfiler.addHeapSnapshotChunk", add)
+    try:
+        await cdp.send("HeapProfiler.collectGarbage")
+        await cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+    finally:
+        cdp.remove_listener("HeapProfiler.addHeapSnapshotChunk", add)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(chunks))
+
+
 @contextlib.asynccontextmanager
 async def bench_window(page, windows: list[tuple[float, float]]):
     """Note when the bench itself works in the page (performance.now() before and after)."""
@@ -251,6 +268,11 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
                 await wait_until_done(services, nxt["id"], max(1, soak_end - time.monotonic()))
                 async with bench_window(page, windows):
                     heap_series.append(await heap_mb(cdp))
+                    if args.heap_snapshots and releases == 4:
+                        await heap_snapshot(cdp, Path(args.heap_snapshots) / "after-4.heapsnapshot")
+            if args.heap_snapshots:
+                async with bench_window(page, windows):
+                    await heap_snapshot(cdp, Path(args.heap_snapshots) / "end.heapsnapshot")
             matches = matches and await page_matches(page, services)
         async with bench_window(page, windows):
             heap_end = await heap_mb(cdp)
@@ -333,6 +355,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="soak: keep the wall open this long, releases back to back, "
                              "and report the JS heap at the start and the end")
     parser.add_argument("--screenshot", default=None, help="save the first render here")
+    parser.add_argument("--heap-snapshots", default=None, metavar="DIR",
+                        help="with --minutes: save the page's heap snapshot after the 4th "
+                             "release and at the end of the soak in DIR")
     parser.add_argument("--cpu-profile", default=None, metavar="FILE",
                         help="write the page's JavaScript CPU profile during the first "
                              "release (after the first render) to FILE (.cpuprofile)")

@@ -10,6 +10,25 @@ export const COLORS = {
 };
 const INK = { skipped: "#1c1500", none: "#c9d1d9", pending: "#e6edf3" };
 const FONT = 'system-ui, -apple-system, "Segoe UI", "PingFang SC", "Noto Sans CJK SC", sans-serif';
+// One string per weight and size, shared by every cache entry and tile that uses it
+// (a template literal per label would keep a copy of the whole font list in each).
+// The caches below key on the number (`fontKeys`), not on the font's text.
+const fonts = new Map();
+const fontKeys = new Map();
+function fontOf(weight, px) {
+  const key = weight * 1000 + px;
+  let font = fonts.get(key);
+  if (font === undefined) {
+    font = `${weight} ${px}px ${FONT}`;
+    if (fonts.size >= 1024) {
+      fonts.clear();
+      fontKeys.clear();
+    }
+    fonts.set(key, font);
+    fontKeys.set(font, key);
+  }
+  return font;
+}
 // 12345 → "12,345" (as English and Chinese both write it), without Intl (see model.js).
 function grouped(n) {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
@@ -25,7 +44,7 @@ const CACHE_MAX = 4096;
 const fitted = new Map();
 const widths = new Map();
 function measure(ctx, text) {
-  const key = `${ctx.__font}|${text}`;
+  const key = `${ctx.__fontKey}|${text}`;
   let width = widths.get(key);
   if (width === undefined) {
     width = ctx.measureText(text).width;
@@ -36,7 +55,7 @@ function measure(ctx, text) {
 }
 
 function fit(ctx, text, width) {
-  const key = `${ctx.__font}|${width}|${text}`;
+  const key = `${ctx.__fontKey}|${width}|${text}`;
   let result = fitted.get(key);
   if (result !== undefined) return result;
   result = text;
@@ -64,6 +83,7 @@ function setFont(ctx, font) {
   if (ctx.__font !== font) {
     ctx.font = font;
     ctx.__font = font;
+    ctx.__fontKey = fontKeys.get(font) ?? font;
   }
 }
 
@@ -144,7 +164,7 @@ export async function drawPage(canvas, result, pageIndex, by, empty, pause) {
   await painted();
   const drawn = tiles.map((tile) => tile.record);
   if (drawn.length === 0) {
-    setFont(ctx, `600 ${Math.round(Math.min(width, height) / 12)}px ${FONT}`);
+    setFont(ctx, fontOf(600, Math.round(Math.min(width, height) / 12)));
     ctx.fillStyle = "#8b949e";
     ctx.textAlign = "center";
     ctx.fillText(empty, width / 2, height / 2);
@@ -160,7 +180,7 @@ export async function drawPage(canvas, result, pageIndex, by, empty, pause) {
 export function warmUp() {
   const ctx = document.createElement("canvas").getContext("2d");
   for (const weight of [400, 600]) refWidth(ctx, "host-0", weight);
-  setFont(ctx, `700 20px ${FONT}`);
+  setFont(ctx, fontOf(700, 20));
   ctx.measureText("rack-0");
   countsText({ ok: 1000, none: 2 });
 }
@@ -171,13 +191,13 @@ function drawHeader(ctx, block, m, by) {
   const midY = block.y + m.headH / 2 - m.gap / 2;
   ctx.fillStyle = COLORS[block.group.worst] || COLORS.none;
   ctx.fillRect(block.x, midY - chip / 2, chip, chip);
-  setFont(ctx, `700 ${size}px ${FONT}`);
+  setFont(ctx, fontOf(700, size));
   ctx.fillStyle = "#e6edf3";
   const label = fit(ctx, groupLabel(block, by), Math.max(0, block.w * 0.45));
   const labelX = block.x + chip + size * 0.4;
   ctx.fillText(label, labelX, midY);
   const after = labelX + ctx.measureText(label).width + size * 0.6;
-  setFont(ctx, `400 ${Math.round(size * 0.85)}px ${FONT}`);
+  setFont(ctx, fontOf(400, Math.round(size * 0.85)));
   ctx.fillStyle = "#8b949e";
   ctx.fillText(fit(ctx, countsText(block.group.counts), Math.max(0, block.x + block.w - after)),
     after, midY);
@@ -228,7 +248,7 @@ function refWidth(ctx, text, weight) {
   const key = `${weight}|${text}`;
   let width = refWidths.get(key);
   if (width === undefined) {
-    setFont(ctx, `${weight} ${REF_PX}px ${FONT}`);
+    setFont(ctx, fontOf(weight, REF_PX));
     width = ctx.measureText(text).width;
     if (refWidths.size >= 2 * CACHE_MAX) refWidths.clear();
     refWidths.set(key, width);
@@ -254,7 +274,7 @@ function tileLabel(ctx, m, count, i, line) {
       const head = Math.ceil(keep / 2);
       shown = line.slice(0, head) + "…" + line.slice(line.length - (keep - head));
     }
-    label = { font: `${weight} ${fitting}px ${FONT}`, shown };
+    label = { font: fontOf(weight, fitting), shown };
     if (labels.size >= 2 * CACHE_MAX) labels.clear();
     labels.set(key, label);
   }
