@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from services.chat.messages import Messages
 from services.chat.rooms import project_room, release_room
 from services.chat.votes import Votes
+from services.releases.records import ENDED
 from services.settings import Settings
 from services.store import Store
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from services.events.bus import EventBus
 
 log = logging.getLogger("ferry.chat")
-TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
 WAIT_S = 25.0
 EARLY_EMPTY_PAUSE_S = 0.5
 DONE_REMEMBERED = 1000
@@ -112,7 +112,7 @@ class Narrator:
                     self._discover(data["release_id"], data.get("state"))
 
     def _discover(self, release_id: int, state: str | None) -> None:
-        if release_id in self._followers or release_id in self._done or state in TERMINAL:
+        if release_id in self._followers or release_id in self._done or state in ENDED:
             return
         self._followers[release_id] = asyncio.get_running_loop().create_task(
             self._follow(release_id), name=f"narrate release {release_id}")
@@ -190,7 +190,7 @@ class Narrator:
             await self._tell_failures(story)
             await self._say(story, f"Release #{release_id}: more than {data.get('limit')} "
                             "hosts failed (max_fail); no new hosts will start.")
-        elif state in TERMINAL:
+        elif state in ENDED:
             story.ended = True
             await self._tell_failures(story)
             doc = await self.store.releases.find_one({"_id": release_id}) or story.doc
