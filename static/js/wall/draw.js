@@ -34,47 +34,43 @@ function grouped(n) {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
-// The page's text caches are small and cleared whole when full: the texts they hold
-// (counts, stages, tile sizes) keep changing over hours on a wall, so larger bounds would
-// only let the heap climb to them. One screen's worth fits in each.
-const CACHE_MAX = 4096;
+// The page's text caches hold only texts that last: group names, host names, stages.
+// Texts with a count in them (a header's counts, a collapsed tile's "1,234 ok") change
+// with every redraw during a release, so they are measured when drawn and never kept: a
+// cache of them would only fill up over the hours a wall stays open. The bound is for a
+// fleet bigger than the screen shows, not for time.
+const CACHE_MAX = 8192;
 
 // Text that fits `width` in the current font: whole, or cut in the middle with an
-// ellipsis (host names differ at their ends: "web-eu-…-0142"). Cached per font, width, text.
-const fitted = new Map();
-const widths = new Map();
-function measure(ctx, text) {
-  const key = `${ctx.__fontKey}|${text}`;
-  let width = widths.get(key);
-  if (width === undefined) {
-    width = ctx.measureText(text).width;
-    if (widths.size >= CACHE_MAX) widths.clear();
-    widths.set(key, width);
+// ellipsis (host names differ at their ends: "web-eu-…-0142").
+function cut(ctx, text, width, textWidth) {
+  if (textWidth <= width) return text;
+  for (let keep = text.length - 1; keep > 0; keep--) {
+    const head = Math.ceil(keep / 2);
+    const candidate = text.slice(0, head) + "…" + text.slice(text.length - (keep - head));
+    if (ctx.measureText(candidate).width <= width) return candidate;
   }
-  return width;
+  return "";
 }
 
-function fit(ctx, text, width) {
+// `cut` of a lasting text, kept per font and whole pixel of width (a group's width moves
+// by fractions of a pixel as its tiles come and go).
+const fitted = new Map();
+function fit(ctx, text, room) {
+  const width = Math.floor(room);
   const key = `${ctx.__fontKey}|${width}|${text}`;
   let result = fitted.get(key);
-  if (result !== undefined) return result;
-  result = text;
-  if (measure(ctx, text) > width) {
-    let keep = text.length - 1;
-    result = "";
-    while (keep > 0) {
-      const head = Math.ceil(keep / 2);
-      const candidate = text.slice(0, head) + "…" + text.slice(text.length - (keep - head));
-      if (ctx.measureText(candidate).width <= width) {
-        result = candidate;
-        break;
-      }
-      keep--;
-    }
+  if (result === undefined) {
+    result = cut(ctx, text, width, ctx.measureText(text).width);
+    if (fitted.size >= CACHE_MAX) fitted.clear();
+    fitted.set(key, result);
   }
-  if (fitted.size >= CACHE_MAX) fitted.clear();
-  fitted.set(key, result);
   return result;
+}
+
+// `cut` of a passing text (one with a count in it), worked out afresh.
+function fitOnce(ctx, text, width) {
+  return cut(ctx, text, width, ctx.measureText(text).width);
 }
 
 // The context's font is set only when it changes (parsing a font string for each of
@@ -199,26 +195,26 @@ function drawHeader(ctx, block, m, by) {
   const after = labelX + ctx.measureText(label).width + size * 0.6;
   setFont(ctx, fontOf(400, Math.round(size * 0.85)));
   ctx.fillStyle = "#8b949e";
-  ctx.fillText(fit(ctx, countsText(block.group.counts), Math.max(0, block.x + block.w - after)),
+  ctx.fillText(fitOnce(ctx, countsText(block.group.counts), Math.max(0, block.x + block.w - after)),
     after, midY);
 }
 
-// A tile's record (for tests and benches) and its lines' fonts and text, measured once.
+// A tile's record (for tests and benches) and its lines' fonts and text.
 function tileOf(ctx, item, x, y, m, group) {
   const state = item.host ? item.host.state || "none" : item.collapsed;
   const record = { x, y, w: m.tileW, h: m.tileH, state, group };
-  let lines;
+  let shown = [];
   if (item.host) {
     record.name = item.host.name;
     record.stage = state === "running" ? item.host.stage || null : null;
-    lines = record.stage && m.tileH >= 34 ? [item.host.name, t(record.stage)] : [item.host.name];
+    const lines = record.stage && m.tileH >= 34 ? [item.host.name, t(record.stage)] : [item.host.name];
+    if (m.tileW >= 36) shown = lines.map((line, i) => tileLabel(ctx, m, lines.length, i, line));
   } else {
     record.collapsed = true;
     record.count = item.count;
-    lines = [`${grouped(item.count)} ${stateText(state)}`];
+    const line = `${grouped(item.count)} ${stateText(state)}`;
+    if (m.tileW >= 36) shown = [labelOf(m, 1, 0, line, measureAtRef(ctx, line, 600))];
   }
-  const shown = m.tileW >= 36
-    ? lines.map((line, i) => tileLabel(ctx, m, lines.length, i, line)) : [];
   if (shown.length) record.label = shown[0].shown;
   return { record, state, labels: shown };
 }
@@ -237,46 +233,60 @@ function paintTile(ctx, tile, m) {
   }
 }
 
-// A tile line's font and fitted text, worked out once per tile size, line and text, with
-// no measuring beyond one measureText per text ever (at a reference size: widths scale
-// with the font size). A first draw of 2,000 names is then arithmetic, not thousands of
-// measureText calls and font changes; a redraw is one short look-up per line.
+// A tile line's font and fitted text, with no measuring beyond one measureText per name
+// or stage ever (at a reference size: widths scale with the font size). A first draw of
+// 2,000 names is then arithmetic, not thousands of measureText calls and font changes.
+// Labels are kept for the current tile size only (it changes as tiles come and go); a
+// redraw at that size is one short look-up per line.
 const REF_PX = 100;
-const labels = new Map();
 const refWidths = new Map();
+let labels = { size: "", byLine: new Map() };
+
+function measureAtRef(ctx, text, weight) {
+  setFont(ctx, fontOf(weight, REF_PX));
+  return ctx.measureText(text).width;
+}
+
 function refWidth(ctx, text, weight) {
   const key = `${weight}|${text}`;
   let width = refWidths.get(key);
   if (width === undefined) {
-    setFont(ctx, fontOf(weight, REF_PX));
-    width = ctx.measureText(text).width;
-    if (refWidths.size >= 2 * CACHE_MAX) refWidths.clear();
+    width = measureAtRef(ctx, text, weight);
+    if (refWidths.size >= CACHE_MAX) refWidths.clear();
     refWidths.set(key, width);
   }
   return width;
 }
 
 function tileLabel(ctx, m, count, i, line) {
-  const key = `${m.tileW}|${m.tileH}|${count}|${i}|${line}`;
-  let label = labels.get(key);
+  const size = `${m.tileW}|${m.tileH}`;
+  if (labels.size !== size) labels = { size, byLine: new Map() };
+  const key = `${count}|${i}|${line}`;
+  let label = labels.byLine.get(key);
   if (label === undefined) {
-    const size = Math.max(9, Math.min(40, Math.round(m.tileH / (count === 2 ? 2.6 : 2.2))));
-    const pad = Math.max(3, Math.round(m.tileW * 0.05));
-    const room = m.tileW - 2 * pad;
-    const wanted = i === 0 ? size : Math.round(size * 0.8);
-    const weight = i === 0 ? 600 : 400;
-    const perPx = refWidth(ctx, line, weight) / REF_PX;       // width at 1px
-    const fitting = Math.max(Math.max(9, Math.round(wanted * 0.6)),
-      Math.min(wanted, Math.floor(room / Math.max(perPx, 1e-6))));
-    let shown = line;
-    if (perPx * fitting > room && line.length > 1) {          // cut in the middle: "web-…-0142"
-      const keep = Math.max(1, Math.floor((room / (perPx * fitting)) * line.length) - 1);
-      const head = Math.ceil(keep / 2);
-      shown = line.slice(0, head) + "…" + line.slice(line.length - (keep - head));
-    }
-    label = { font: fontOf(weight, fitting), shown };
-    if (labels.size >= 2 * CACHE_MAX) labels.clear();
-    labels.set(key, label);
+    label = labelOf(m, count, i, line, refWidth(ctx, line, i === 0 ? 600 : 400));
+    if (labels.byLine.size >= CACHE_MAX) labels.byLine.clear();
+    labels.byLine.set(key, label);
   }
   return label;
+}
+
+// The font and shown text of line `i` of `count` on a tile of `m`'s size, from the
+// line's width at REF_PX.
+function labelOf(m, count, i, line, widthAtRef) {
+  const size = Math.max(9, Math.min(40, Math.round(m.tileH / (count === 2 ? 2.6 : 2.2))));
+  const pad = Math.max(3, Math.round(m.tileW * 0.05));
+  const room = m.tileW - 2 * pad;
+  const wanted = i === 0 ? size : Math.round(size * 0.8);
+  const weight = i === 0 ? 600 : 400;
+  const perPx = widthAtRef / REF_PX;                          // width at 1px
+  const fitting = Math.max(Math.max(9, Math.round(wanted * 0.6)),
+    Math.min(wanted, Math.floor(room / Math.max(perPx, 1e-6))));
+  let shown = line;
+  if (perPx * fitting > room && line.length > 1) {          // cut in the middle: "web-…-0142"
+    const keep = Math.max(1, Math.floor((room / (perPx * fitting)) * line.length) - 1);
+    const head = Math.ceil(keep / 2);
+    shown = line.slice(0, head) + "…" + line.slice(line.length - (keep - head));
+  }
+  return { font: fontOf(weight, fitting), shown };
 }
