@@ -43,8 +43,9 @@ const CACHE_MAX = 8192;
 
 // Text that fits `width` in the current font: whole, or cut in the middle with an
 // ellipsis (host names differ at their ends: "web-eu-…-0142").
-function cut(ctx, text, width, textWidth) {
-  if (textWidth <= width) return text;
+// Measured afresh: a text with a count in it (a header's counts) is drawn this way.
+function cut(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
   for (let keep = text.length - 1; keep > 0; keep--) {
     const head = Math.ceil(keep / 2);
     const candidate = text.slice(0, head) + "…" + text.slice(text.length - (keep - head));
@@ -61,16 +62,11 @@ function fit(ctx, text, room) {
   const key = `${ctx.__fontKey}|${width}|${text}`;
   let result = fitted.get(key);
   if (result === undefined) {
-    result = cut(ctx, text, width, ctx.measureText(text).width);
+    result = cut(ctx, text, width);
     if (fitted.size >= CACHE_MAX) fitted.clear();
     fitted.set(key, result);
   }
   return result;
-}
-
-// `cut` of a passing text (one with a count in it), worked out afresh.
-function fitOnce(ctx, text, width) {
-  return cut(ctx, text, width, ctx.measureText(text).width);
 }
 
 // The context's font is set only when it changes (parsing a font string for each of
@@ -195,7 +191,7 @@ function drawHeader(ctx, block, m, by) {
   const after = labelX + ctx.measureText(label).width + size * 0.6;
   setFont(ctx, fontOf(400, Math.round(size * 0.85)));
   ctx.fillStyle = "#8b949e";
-  ctx.fillText(fitOnce(ctx, countsText(block.group.counts), Math.max(0, block.x + block.w - after)),
+  ctx.fillText(cut(ctx, countsText(block.group.counts), Math.max(0, block.x + block.w - after)),
     after, midY);
 }
 
@@ -240,7 +236,7 @@ function paintTile(ctx, tile, m) {
 // redraw at that size is one short look-up per line.
 const REF_PX = 100;
 const refWidths = new Map();
-let labels = { size: "", byLine: new Map() };
+let labels = { tileSize: "", byLine: new Map() };
 
 function measureAtRef(ctx, text, weight) {
   setFont(ctx, fontOf(weight, REF_PX));
@@ -259,8 +255,8 @@ function refWidth(ctx, text, weight) {
 }
 
 function tileLabel(ctx, m, count, i, line) {
-  const size = `${m.tileW}|${m.tileH}`;
-  if (labels.size !== size) labels = { size, byLine: new Map() };
+  const tileSize = `${m.tileW}|${m.tileH}`;
+  if (labels.tileSize !== tileSize) labels = { tileSize, byLine: new Map() };
   const key = `${count}|${i}|${line}`;
   let label = labels.byLine.get(key);
   if (label === undefined) {
