@@ -11,9 +11,10 @@ every host starts. Measures in the page: navigation start → first render of th
 snapshot (performance mark "ferry:first-render"), every main-thread task over 50 ms
 (PerformanceObserver "longtask"), the wall events applied; at the end, whether the
 page's host states equal GET /api/wall's. With --minutes, keeps the wall open that
-long while releases run back to back, and reports the JS heap (after a forced GC) at
-the first render, at the end, and once the first release is done and after every
-release of the soak (`js_heap_series_mb`). Final line: JSON {"hosts",
+long while releases run back to back, and reports the JS heap (after a forced GC; the
+page's and its drawing worker's, bench/page_heap.py) at the first render, at the end,
+and once the first release is done and after every release of the soak
+(`js_heap_series_mb`). Final line: JSON {"hosts",
 "first_render_ms", "longest_task_ms", "events_applied", "page_matches_api", ...}.
 """
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from bench.console import CHROMIUM, CHROMIUM_ARGS, TERMINAL, WATCH, serve
 from bench.harness import ferry_on_fleet, make_repo
+from bench.page_heap import PageHeap
 from services import Services
 
 PASSWORD = "bench-password"
@@ -132,29 +134,6 @@ async def wait_until_done(services: Services, release_id: int, seconds: float) -
     return state
 
 
-async def heap_mb(cdp) -> float:
-    await cdp.send("HeapProfiler.collectGarbage")
-    usage = await cdp.send("Runtime.getHeapUsage")
-    return round(usage["usedSize"] / 2**20, 2)
-
-
-async def heap_snapshot(cdp, path: Path) -> None:
-    """The page's heap (after a forced GC) as a .heapsnapshot file, for DevTools."""
-    chunks: list[str] = []
-
-    def add(event: dict) -> None:
-        chunks.append(event["chunk"])
-
-    cdp.on("HeapProfiler.addHeapSnapshotChunk", add)
-    try:
-        await cdp.send("HeapProfiler.collectGarbage")
-        await cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
-    finally:
-        cdp.remove_listener("HeapProfiler.addHeapSnapshotChunk", add)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(chunks))
-
-
 @contextlib.asynccontextmanager
 async def bench_window(page, windows: list[tuple[float, float]]):
     """Note when the bench itself works in the page (performance.now() before and after)."""
@@ -224,6 +203,8 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         cdp = await context.new_cdp_session(page)
+        heap = PageHeap(cdp)
+        await heap.watch_workers()          # the wall draws in a worker: its heap counts
         await wait_until_running(services, release["id"])
         lag = LoopLag()
         lag.start()
@@ -242,7 +223,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         async with bench_window(page, windows):
             if args.screenshot:
                 await page.screenshot(path=args.screenshot)
-            heap_start = await heap_mb(cdp)
+            heap_start = await heap.sizes_mb()
         if args.cpu_profile:
             await cdp.send("Profiler.enable")
             await cdp.send("Profiler.setSamplingInterval", {"interval": 500})
@@ -260,27 +241,29 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         heap_series = []
         if args.minutes:
             async with bench_window(page, windows):
-                heap_series.append(await heap_mb(cdp))
+                heap_series.append(await heap.sizes_mb())
             soak_end = time.monotonic() + args.minutes * 60
             while time.monotonic() < soak_end:
                 nxt = await start_release(services, args)
                 releases += 1
                 await wait_until_done(services, nxt["id"], max(1, soak_end - time.monotonic()))
                 async with bench_window(page, windows):
-                    heap_series.append(await heap_mb(cdp))
+                    heap_series.append(await heap.sizes_mb())
                     if args.heap_snapshots and releases == 4:
-                        await heap_snapshot(cdp, Path(args.heap_snapshots) / "after-4.heapsnapshot")
+                        await heap.snapshots(Path(args.heap_snapshots), "after-4")
             if args.heap_snapshots:
                 async with bench_window(page, windows):
-                    await heap_snapshot(cdp, Path(args.heap_snapshots) / "end.heapsnapshot")
+                    await heap.snapshots(Path(args.heap_snapshots), "end")
             matches = matches and await page_matches(page, services)
         async with bench_window(page, windows):
-            heap_end = await heap_mb(cdp)
+            heap_end = await heap.sizes_mb()
         every_task = await page.evaluate("() => window.__longTasks")
         tasks = [t for t in every_task if not overlaps(t, windows)]
         wall = await page.evaluate("""() => ({events: window.__wall.model.eventsApplied,
             frames: window.__wall.frames, tiles: window.__wall.tiles.length,
-            status: window.__wall.status, lastRenderMs: window.__wall.lastRenderMs})""")
+            status: window.__wall.status, lastRenderMs: window.__wall.lastRenderMs,
+            paintedOn: window.__wall.painter.where})""")
+        workers_watched = len(heap.workers)
         await browser.close()
     return {"first_render_ms": round(first_render, 1), "first_render_parts_ms": timing,
             "server_steps_ms": steps.steps[:12],
@@ -296,8 +279,11 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "transport": wall["status"], "page_errors": errors,
             "page_matches_api": matches, "release_state": final_state,
             "releases": releases, "soak_minutes": args.minutes,
-            "js_heap_start_mb": heap_start, "js_heap_end_mb": heap_end,
-            "js_heap_series_mb": heap_series}
+            "tiles_painted_on": wall["paintedOn"], "workers_watched": workers_watched,
+            "js_heap_start_mb": heap_start["total"], "js_heap_end_mb": heap_end["total"],
+            "js_heap_parts_mb": {"start": heap_start, "end": heap_end},
+            "js_heap_series_mb": [sizes["total"] for sizes in heap_series],
+            "worker_heap_series_mb": [sizes["workers"] for sizes in heap_series]}
 
 
 async def main(args: argparse.Namespace) -> dict:

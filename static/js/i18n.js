@@ -1,5 +1,6 @@
 // Translated strings for page scripts. The page puts them, already translated by
-// tornado.locale, in <body data-i18n="{...}">; keys are the English text.
+// tornado.locale, in <body data-i18n="{...}">; keys are the English text. A worker has
+// no page: it is handed the page's strings (`allStrings` there, `useStrings` here).
 let strings = null;
 
 function load() {
@@ -11,6 +12,16 @@ function load() {
     }
   }
   return strings;
+}
+
+/** Every translated string of the page (for a worker's `useStrings`). */
+export function allStrings() {
+  return load();
+}
+
+/** Translate with `dict` (in a worker, which has no page to read them from). */
+export function useStrings(dict) {
+  strings = dict && typeof dict === "object" ? dict : {};
 }
 
 /** The translation of `key`, with {name} placeholders filled from `params`. */

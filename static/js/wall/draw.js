@@ -100,7 +100,9 @@ const SLICE_MS = 8;
 
 // `flush()` first makes the canvas draw what it was told (a canvas otherwise keeps its
 // drawing to the end of the frame, and does it all in one go, on the main thread).
+// With no `pause` (in a worker, where nothing else waits for the thread) it does nothing.
 function slicer(pause, flush) {
+  if (!pause) return async () => {};
   let deadline = performance.now() + SLICE_MS;
   return async () => {
     if (flush) flush();
@@ -111,14 +113,15 @@ function slicer(pause, flush) {
   };
 }
 
-// Draw `page` of `result` (from layout.js); resolves to the tiles drawn, in drawing order.
-// Tiles are drawn into a back buffer over as many slices as it takes (their labels worked
-// out first, in one pass, so fonts change once per kind of line, not per tile), then
-// handed to the canvas at once: a screen never shows a half-drawn board. The back buffer
-// is drawn by the CPU (`willReadFrequently`), slice by slice (see slicer).
-export async function drawPage(canvas, result, pageIndex, by, empty, pause) {
-  const ratio = window.devicePixelRatio || 1;
-  const { width, height } = result; // as laid out (asking the canvas could force a layout)
+// Draw `board` ({page: blocks of a layout page, metrics, width, height}, see layout.js)
+// on `canvas` (an element, or an OffscreenCanvas a worker was handed) at `ratio` device
+// pixels per CSS pixel; resolves to the tiles drawn, in drawing order. Tiles are drawn
+// into a back buffer (their labels worked out first, in one pass, so fonts change once
+// per kind of line, not per tile), then handed to the canvas at once: a screen never shows
+// a half-drawn board. On the main thread (`pause` given) the back buffer is drawn by the
+// CPU (`willReadFrequently`), over as many slices as it takes (see slicer).
+export async function drawPage(canvas, board, by, empty, { ratio = 1, pause = null } = {}) {
+  const { width, height } = board; // as laid out (asking the canvas could force a layout)
   const pixelsW = Math.max(1, Math.round(width * ratio)); // a bitmap is never empty
   const pixelsH = Math.max(1, Math.round(height * ratio));
   if (!canvas.__back) canvas.__back = new OffscreenCanvas(pixelsW, pixelsH);
@@ -132,9 +135,9 @@ export async function drawPage(canvas, result, pageIndex, by, empty, pause) {
   ctx.__font = null; // a new bitmap forgets its font: set it again
   ctx.clearRect(0, 0, width, height);
   ctx.textBaseline = "middle";
-  await pause(); // a new bitmap is a few megabytes to clear: a slice of its own
-  const m = result.metrics;
-  const page = result.pages[pageIndex] || [];
+  if (pause) await pause(); // a new bitmap is a few megabytes to clear: a slice of its own
+  const m = board.metrics;
+  const page = board.page;
   const breathe = slicer(pause);
   const tiles = [];
   for (const block of page) {
@@ -164,13 +167,18 @@ export async function drawPage(canvas, result, pageIndex, by, empty, pause) {
   }
   await breathe();
   // The drawn bitmap is handed to the canvas, not copied (the back buffer starts afresh).
+  // A canvas a worker holds has no layout to size its bitmap by: it is given the size.
+  if (canvas instanceof OffscreenCanvas && (canvas.width !== pixelsW || canvas.height !== pixelsH)) {
+    canvas.width = pixelsW;
+    canvas.height = pixelsH;
+  }
   canvas.getContext("bitmaprenderer").transferFromImageBitmap(back.transferToImageBitmap());
   return drawn;
 }
 
 // The fonts' first look-up and measures, done before the first draw needs them.
 export function warmUp() {
-  const ctx = document.createElement("canvas").getContext("2d");
+  const ctx = new OffscreenCanvas(1, 1).getContext("2d");
   for (const weight of [400, 600]) refWidth(ctx, "host-0", weight);
   setFont(ctx, fontOf(700, 20));
   ctx.measureText("rack-0");

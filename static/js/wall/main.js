@@ -2,19 +2,20 @@
 // the page has none), then the `wall` topic after its seq through
 // the shared event client (its own endpoints, which a wall link may use). Changes are
 // applied at once and drawn at most once per animation frame. The drawn model is
-// `window.__wall` (tiles are on a canvas) for tests and benches.
+// `window.__wall` (tiles are on a canvas) for tests and benches: `page` and `tiles` are
+// those on the screen.
 //
 // No step may hold the main thread long (a TV's browser is often a slow one): parsing,
-// applying the snapshot, the layout, the panels and the tiles' drawing (in slices, see
-// draw.js) are separate tasks, and a draw asked for while one is under way is done once,
-// after it, with the newest model.
+// applying the snapshot, the layout and the panels are separate tasks, the tiles are
+// drawn in a worker (or in slices, see painter.js), and a draw asked for while one is
+// under way is done once, after it, with the newest model.
 import { EventClient } from "../events.js";
 import { t } from "../i18n.js";
 import { screenStatus } from "../screen_status.js";
 import { $ } from "../util.js";
-import { drawPage, warmUp as warmDraw } from "./draw.js";
 import { layout } from "./layout.js";
 import { WallModel } from "./model.js";
+import { painter } from "./painter.js";
 import { drawRecent, drawRunning } from "./panels.js";
 
 const body = document.body;
@@ -25,7 +26,7 @@ const options = {
   paging: body.dataset.paging || "",
   every: Number(body.dataset.every) || 10,
 };
-const canvas = $("#wall-tiles");
+let canvas = $("#wall-tiles");
 const model = new WallModel();
 const wall = { model, options, tiles: [], layout: null, page: 0, pages: 1, frames: 0,
   status: "connecting", revoked: false };
@@ -34,6 +35,7 @@ let frame = 0;
 let drawing = null; // the draw under way (a promise), if any
 let drawAgain = false;
 let drawnVersion = -1;
+let pageWanted = 0; // the page to draw next (page=auto moves it on)
 let client = null;
 const { setStale, revokedOrSignedOut, onStatus } = screenStatus({
   prefix: "wall", probe: "/api/wall", screen: wall, client: () => client });
@@ -43,6 +45,22 @@ function pause() {
   if (globalThis.scheduler && scheduler.yield) return scheduler.yield();
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
+
+// A new size for the board (the window's, or the panels' as they change) lays it out anew.
+const resized = new ResizeObserver((entries) => {
+  const box = entries[entries.length - 1].contentRect;
+  const laidOut = wall.layout;
+  if (laidOut && laidOut.width === box.width && laidOut.height === box.height) return;
+  wall.resized = true;
+  schedule();
+});
+resized.observe(canvas);
+const tilePainter = painter(canvas, pause, (fresh) => {
+  resized.unobserve(canvas);
+  canvas = fresh;
+  resized.observe(canvas);
+});
+wall.painter = tilePainter;
 
 function schedule() {
   if (!frame) frame = requestAnimationFrame(startDraw);
@@ -64,8 +82,8 @@ function startDraw() {
   });
 }
 
-// The releases and votes as they are now, for the panels: drawn with the tiles of the same
-// moment, though the model may change while those are being drawn.
+// The releases and votes as they are now, for the panels: drawn from the same moment as
+// the tiles, though the model may change while those are being drawn.
 function panelView() {
   const running = model.running();
   const recent = model.recent();
@@ -81,25 +99,25 @@ async function render() {
   if (drawnVersion !== version || wall.resized || !result) {
     view = panelView();
     wall.resized = false;
-    // The board's size as the resize observer last told it (asking the canvas after the
-    // panels changed would force a layout of the page).
-    const width = wall.width ?? canvas.clientWidth;
-    const height = wall.height ?? canvas.clientHeight;
-    result = await layout([...model.hosts.values()], options, width, height, model.nameOrder(),
-      pause);
-    await pause();
-  }
-  const pages = result.pages.length;
-  if (wall.page >= pages) wall.page = 0;
-  const tiles = await drawPage(canvas, result, wall.page, options.by,
-    options.only === "problems" ? t("no problems") : t("no hosts"), pause);
-  if (view) {
+    // The panels first: they take their room from the board, whose size the tiles are
+    // laid out for (measured once they are in place, a layout of a handful of elements).
     wall.view = view;
     drawRunning($("#wall-running"), view, Date.now());
     drawRecent($("#wall-recent"), view);
+    await pause();
+    const board = canvas.getBoundingClientRect();
+    result = await layout([...model.hosts.values()], options, board.width, board.height,
+      model.nameOrder(), pause);
+    await pause();
   }
+  const pages = result.pages.length;
+  const pageIndex = pageWanted < pages ? pageWanted : 0;
+  const tiles = await tilePainter.draw(result, pageIndex, options.by,
+    options.only === "problems" ? t("no problems") : t("no hosts"));
   wall.layout = result;
   wall.pages = pages;
+  wall.page = pageIndex;
+  pageWanted = pageIndex;
   wall.tiles = tiles;
   wall.seq = seq;
   drawnVersion = version;
@@ -109,7 +127,7 @@ async function render() {
   const pageLabel = $("#wall-page");
   pageLabel.hidden = pages <= 1;
   pageLabel.textContent = options.paging === "auto"
-    ? t("page {n} of {of}", { n: wall.page + 1, of: pages })
+    ? t("page {n} of {of}", { n: pageIndex + 1, of: pages })
     : t("{n} more", { n: result.pages.slice(1).reduce((n, p) => n + p.reduce((k, b) => k + b.items.length, 0), 0) });
   if (body.dataset.rendered !== "true") {
     body.dataset.rendered = "true";
@@ -142,7 +160,7 @@ function describeMode() {
 // done in a slice of its own.
 async function warmUp() {
   await pause();
-  warmDraw();
+  tilePainter.warmUp();
 }
 
 // The snapshot the page came with (read once), or null.
@@ -197,7 +215,7 @@ async function start() {
   if (options.paging === "auto") {
     setInterval(() => {
       if (wall.pages > 1) {
-        wall.page = (wall.page + 1) % wall.pages;
+        pageWanted = (wall.page + 1) % wall.pages;
         schedule();
       }
     }, options.every * 1000);
@@ -205,13 +223,6 @@ async function start() {
 }
 
 describeMode();
-new ResizeObserver((entries) => {
-  const box = entries[entries.length - 1].contentRect;
-  wall.width = box.width;
-  wall.height = box.height;
-  wall.resized = true;
-  schedule();
-}).observe(canvas);
 setTimeout(() => {
   tick();
   setInterval(tick, 1000);
