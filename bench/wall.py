@@ -14,8 +14,10 @@ page's host states equal GET /api/wall's. With --minutes, keeps the wall open th
 long while releases run back to back, and reports the JS heap (after a forced GC; the
 page's and its drawing worker's, bench/page_heap.py) at the first render, at the end,
 and once the first release is done and after every release of the soak
-(`js_heap_series_mb`). Final line: JSON {"hosts",
-"first_render_ms", "longest_task_ms", "events_applied", "page_matches_api", ...}.
+(`js_heap_series_mb`). With --trace, records a Chrome performance trace and lists the
+page's long tasks with the CPU time its main thread had in each (bench/page_trace.py).
+Final line: JSON {"hosts", "first_render_ms", "longest_task_ms", "events_applied",
+"page_matches_api", ...}.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 from bench.console import CHROMIUM, CHROMIUM_ARGS, TERMINAL, WATCH, serve
 from bench.harness import ferry_on_fleet, make_repo
 from bench.page_heap import PageHeap
+from bench.page_trace import CATEGORIES, long_tasks
 from services import Services
 
 PASSWORD = "bench-password"
@@ -210,6 +213,8 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         lag.start()
         steps = ServerSteps(services)
         opened = time.monotonic()
+        if args.trace:
+            await browser.start_tracing(page=page, categories=CATEGORIES)
         await page.goto(link_path)
         await page.wait_for_function("() => document.body.dataset.rendered === 'true'",
                                      timeout=30_000)
@@ -229,6 +234,11 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             await cdp.send("Profiler.setSamplingInterval", {"interval": 500})
             await cdp.send("Profiler.start")
         final_state = await wait_until_done(services, release["id"], args.seconds)
+        traced = None
+        if args.trace:
+            trace = await browser.stop_tracing()
+            Path(args.trace).write_bytes(trace)
+            traced = long_tasks(trace, "ferry:first-render", first_render)
         if args.cpu_profile:
             profile = (await cdp.send("Profiler.stop"))["profile"]
             Path(args.cpu_profile).write_text(json.dumps(profile))
@@ -274,6 +284,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "bench_induced_tasks_ms": [[round(t["start"]), round(t["duration"])]
                                        for t in every_task if overlaps(t, windows)],
             "tasks_ms": [[round(t["start"]), round(t["duration"])] for t in tasks][:50],
+            "traced_tasks_ms": traced if traced is None else traced[:50],
             "events_applied": wall["events"], "frames": wall["frames"],
             "tiles_drawn": wall["tiles"], "last_render_ms": round(wall["lastRenderMs"], 1),
             "transport": wall["status"], "page_errors": errors,
@@ -347,6 +358,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-profile", default=None, metavar="FILE",
                         help="write the page's JavaScript CPU profile during the first "
                              "release (after the first render) to FILE (.cpuprofile)")
+    parser.add_argument("--trace", default=None, metavar="FILE",
+                        help="record a Chrome performance trace from navigation to the end "
+                             "of the first release in FILE, and print the page's main-thread "
+                             "tasks over 50 ms from it with their CPU time (traced_tasks_ms)")
     return parser.parse_args(argv)
 
 

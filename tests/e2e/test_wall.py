@@ -305,13 +305,16 @@ async def test_page_auto_cycles_pages_when_even_the_smallest_tiles_do_not_fit(pa
     assert await page.text_content("#wall-page") == f"page 2 of {pages}"
 
 
-def test_the_wall_bench_runs_end_to_end_at_a_tiny_size():
+def test_the_wall_bench_runs_end_to_end_at_a_tiny_size(tmp_path):
+    trace = tmp_path / "wall.trace.json"
     result = subprocess.run(
         [sys.executable, "-m", "bench.wall", "--hosts", "3", "--parallel", "3",
-         "--hook-sleep", "0"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+         "--hook-sleep", "0", "--trace", str(trace)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["page_matches_api"] is True and figures["release_state"] == "succeeded"
     assert figures["first_render_ms"] > 0 and "events_applied" in figures
     assert figures["page_errors"] == []
     assert figures["tiles_painted_on"] == "worker" and figures["workers_watched"] == 1
+    assert trace.stat().st_size > 0 and figures["traced_tasks_ms"] is not None
