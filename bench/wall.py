@@ -33,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.console import CHROMIUM, CHROMIUM_ARGS, TERMINAL, WATCH, serve
+from bench.cpu_split import keep_off, parse_cpus, pinned_browser
 from bench.harness import ferry_on_fleet, make_repo
 from bench.page_heap import PageHeap
 from bench.page_trace import CATEGORIES, long_tasks
@@ -194,11 +195,14 @@ async def page_matches(page, services: Services) -> bool:
 
 
 async def watch_wall(base_url: str, link_path: str, release: dict, args: argparse.Namespace,
-                     services: Services) -> dict:
+                     services: Services, workdir: Path) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        executable = CHROMIUM
+        if args.browser_cpus:
+            executable = pinned_browser(CHROMIUM, args.browser_cpus, workdir)
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         context = await browser.new_context(base_url=base_url,
                                             viewport={"width": 1920, "height": 1080})
         await context.add_init_script(WATCH)
@@ -315,12 +319,14 @@ async def main(args: argparse.Namespace) -> dict:
         server, base_url = await serve(services)
         try:
             release = await start_release(services, args)
-            result = await watch_wall(base_url, link["path"], release, args, services)
+            result = await watch_wall(base_url, link["path"], release, args, services, root)
             result.update(await outcome(services, release["id"]))
         finally:
             server.stop()
             await services.events.close_clients()
     return {"hosts": args.hosts, "parallel": args.parallel, "fleet_nice": args.fleet_nice,
+            "browser_cpus": sorted(args.browser_cpus or []),
+            "server_cpus": sorted(os.sched_getaffinity(0)),
             "target_first_render_ms": 2000, "target_longest_task_ms": 100, **result,
             "load_avg_start": [round(x, 1) for x in load_start],
             "load_avg_end": [round(x, 1) for x in os.getloadavg()]}
@@ -362,11 +368,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="record a Chrome performance trace from navigation to the end "
                              "of the first release in FILE, and print the page's main-thread "
                              "tasks over 50 ms from it with their CPU time (traced_tasks_ms)")
+    parser.add_argument("--browser-cpus", type=parse_cpus, default=None, metavar="CPUS",
+                        help="run the browser on these CPUs (e.g. 1) and Ferry, its database "
+                             "and the fleet on the others, as a TV and a server are two "
+                             "machines (default: all share every CPU)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = parse_args()
+    if arguments.browser_cpus:
+        keep_off(arguments.browser_cpus)
     if not Path(CHROMIUM).exists():
         sys.exit("bench.wall needs Debian's chromium: apt-get install -y chromium")
     print(json.dumps(asyncio.run(main(arguments))), flush=True)
