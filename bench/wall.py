@@ -289,6 +289,8 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
                                        for t in every_task if overlaps(t, windows)],
             "tasks_ms": [[round(t["start"]), round(t["duration"])] for t in tasks][:50],
             "traced_tasks_ms": traced if traced is None else traced[:50],
+            "traced_longest_task_ms": None if traced is None else max(
+                (task["ms"] for task in traced if not task["by_bench"]), default=0),
             "events_applied": wall["events"], "frames": wall["frames"],
             "tiles_drawn": wall["tiles"], "last_render_ms": round(wall["lastRenderMs"], 1),
             "transport": wall["status"], "page_errors": errors,

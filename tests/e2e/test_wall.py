@@ -318,3 +318,4 @@ def test_the_wall_bench_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert figures["page_errors"] == []
     assert figures["tiles_painted_on"] == "worker" and figures["workers_watched"] == 1
     assert trace.stat().st_size > 0 and figures["traced_tasks_ms"] is not None
+    assert figures["traced_longest_task_ms"] is not None
