@@ -36,11 +36,9 @@ def parse_cpus(text: str) -> set[int]:
     return cpus
 
 
-def keep_off(cpus: set[int]) -> set[int]:
+def keep_off(cpus: set[int]) -> None:
     """Keep this process, and every process it starts from now on, off `cpus`."""
-    rest = os.sched_getaffinity(0) - cpus
-    os.sched_setaffinity(0, rest)
-    return rest
+    os.sched_setaffinity(0, os.sched_getaffinity(0) - cpus)
 
 
 def pinned_browser(executable: str, cpus: set[int], directory: Path) -> str:

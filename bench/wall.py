@@ -218,7 +218,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         steps = ServerSteps(services)
         opened = time.monotonic()
         if args.trace:
-            await browser.start_tracing(page=page, categories=CATEGORIES)
+            await browser.start_tracing(page=page, path=args.trace, categories=CATEGORIES)
         await page.goto(link_path)
         await page.wait_for_function("() => document.body.dataset.rendered === 'true'",
                                      timeout=30_000)
@@ -238,11 +238,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             await cdp.send("Profiler.setSamplingInterval", {"interval": 500})
             await cdp.send("Profiler.start")
         final_state = await wait_until_done(services, release["id"], args.seconds)
-        traced = None
-        if args.trace:
-            trace = await browser.stop_tracing()
-            Path(args.trace).write_bytes(trace)
-            traced = long_tasks(trace, "ferry:first-render", first_render)
+        trace = await browser.stop_tracing() if args.trace else None
         if args.cpu_profile:
             profile = (await cdp.send("Profiler.stop"))["profile"]
             Path(args.cpu_profile).write_text(json.dumps(profile))
@@ -279,6 +275,9 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             paintedOn: window.__wall.painter.where})""")
         workers_watched = len(heap.workers)
         await browser.close()
+    # Read once nothing is measured: parsing a trace of tens of megabytes holds this
+    # process, Ferry's server included, for a while.
+    traced = None if trace is None else long_tasks(trace, "ferry:first-render", first_render)
     return {"first_render_ms": round(first_render, 1), "first_render_parts_ms": timing,
             "server_steps_ms": steps.steps[:12],
             "server_loop_lag_ms": {"first_render": lag.summary(opened, rendered),
