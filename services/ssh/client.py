@@ -128,7 +128,7 @@ class SshService:
         known_hosts = await self._known_hosts.load()
         try:
             async with self._handshakes:
-                return await asyncssh.connect(
+                conn = await asyncssh.connect(
                     address, port, tunnel=tunnel or (), username=user,
                     known_hosts=known_hosts, config=None, agent_forwarding=False,
                     x11_forwarding=False, connect_timeout=s.ssh_connect_timeout_s,
@@ -142,6 +142,7 @@ class SshService:
             if isinstance(exc, asyncssh.HostKeyNotVerifiable | asyncssh.KeyExchangeFailed):
                 reason = await self._host_key_reason(address, port) or reason
             raise SshError(reason) from None
+        return unless_cancelled(conn)
 
     async def _client_keys(self, paths: tuple[str, ...]) -> list:
         """The key pairs of `paths`, read in the file pool within ssh_key_read_timeout_s."""
@@ -202,6 +203,20 @@ class SshService:
         if isinstance(exc, OSError):
             return f"cannot connect to {where}: {describe_error(exc)}"
         return f"cannot connect to {where}: {type(exc).__name__}: {exc}"
+
+
+def unless_cancelled(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientConnection:
+    """`conn`, or CancelledError (and `conn` closed) when this task was cancelled meanwhile.
+
+    asyncssh.connect bounds the attempt with asyncio.wait_for, which in Python 3.11 returns
+    the connection when it is made in the same turn of the loop as a cancel: the cancel is
+    lost, and a host of a cancelled release would run to the end. The task still counts
+    the request (Task.cancelling), so it is honoured here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        conn.close()
+        raise asyncio.CancelledError
+    return conn
 
 
 def failure_kind(exc: Exception) -> str:

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from fleet.simulator import Fleet
 from services.settings import Settings
-from services.ssh.client import SshError, SshService
+from services.ssh.client import SshError, SshService, unless_cancelled
 from services.ssh.hostkeys import KnownHosts, public_key_line
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -280,6 +280,26 @@ async def test_cancelled_command_is_killed(ssh, fleet):
         assert await _gone(pids)
     finally:
         await session.close()
+
+
+async def test_a_connection_made_in_the_turn_its_task_is_cancelled_is_closed_and_cancelled(fleet):
+    # asyncssh.connect's wait_for, in Python 3.11, hands back a connection made in the
+    # same turn of the loop as a cancel and drops the cancel: the race, played exactly.
+    doc = fleet.host_document(0)
+    conn = await asyncssh.connect(doc["address"], doc["port"], username=doc["user"],
+                                  known_hosts=None, client_keys=[doc["key_path"]])
+    made = asyncio.get_running_loop().create_future()
+
+    async def connecting() -> asyncssh.SSHClientConnection:
+        return unless_cancelled(await asyncio.wait_for(made, 10))
+
+    task = asyncio.create_task(connecting())
+    await asyncio.sleep(0)
+    made.set_result(conn)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(conn.wait_closed(), 10)
 
 
 async def test_endless_output_is_capped_in_bounded_memory(settings, fleet, ssh):
