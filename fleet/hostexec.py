@@ -35,10 +35,13 @@ class _Child:
         # Popen in a thread: its vfork suspends that thread, not the event loop, until
         # the exec (~2.5 ms on a busy machine). No pass_fds: it makes Popen close fds one
         # by one (5 ms with 2,000 fds open) instead of one close_range; nsenter reaches
-        # the namespace through /proc/PID/fd instead.
+        # the namespace through /proc/PID/fd instead. A process group of its own (killed
+        # as one), not a session: with autogroup scheduling each new session is a CPU
+        # group at full weight, and every command would escape the fleet's lowered
+        # priority (bench --fleet-nice), as though the hosts were this machine.
         popen = await asyncio.to_thread(
             subprocess.Popen, argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
-            env=env, start_new_session=True)
+            env=env, process_group=0)
         return cls(popen)
 
     def __init__(self, popen: subprocess.Popen) -> None:

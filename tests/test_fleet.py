@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from fleet.base import host_address
@@ -56,3 +57,19 @@ async def test_cli_writes_the_manifest_then_stops_on_sigterm(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_host_command_runs_in_a_process_group_of_its_own_within_the_fleets_session(
+        tmp_path):
+    # Its own group: a cancelled command is killed whole. The fleet's session: with
+    # autogroup scheduling a session of its own would escape the fleet's CPU priority.
+    async with Fleet(tmp_path / "fleet", 1) as fleet:
+        doc = fleet.host_document(0)
+        async with asyncssh.connect(doc["address"], doc["port"], username=doc["user"],
+                                    known_hosts=None, client_keys=[doc["key_path"]]) as conn:
+            result = await conn.run('s=$(cat /proc/$$/stat); set -- ${s##*) }; echo $$ $3 $4',
+                                    check=True)
+    pid, group, session = (int(word) for word in result.stdout.split())
+    assert group == pid
+    assert session == os.getsid(0)
