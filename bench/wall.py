@@ -334,13 +334,15 @@ async def main(args: argparse.Namespace) -> dict:
 
 
 async def outcome(services: Services, release_id: int) -> dict:
-    """The first release's hosts by state, and why the failed ones failed (the three
-    commonest reasons, host addresses cut off), so a failed release is never silent."""
+    """The first release's hosts by state, why the failed ones failed (the three
+    commonest reasons, host addresses cut off), so a failed release is never silent, and
+    how long it took."""
     release = await services.releases.get(release_id)
     reasons = Counter((run.get("reason") or "").split(" to ")[0][:80]
                       for run in release["host_runs"] if run["state"] == "failed")
     return {"hosts_by_state": {k: v for k, v in release["counts"].items() if v},
-            "failure_reasons": reasons.most_common(3)}
+            "failure_reasons": reasons.most_common(3),
+            "release_s": round((release.get("duration_ms") or 0) / 1000, 1)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -314,6 +314,7 @@ def test_the_wall_bench_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["page_matches_api"] is True and figures["release_state"] == "succeeded"
+    assert figures["release_s"] > 0
     assert figures["first_render_ms"] > 0 and "events_applied" in figures
     assert figures["page_errors"] == []
     assert figures["tiles_painted_on"] == "worker" and figures["workers_watched"] == 1
