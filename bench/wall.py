@@ -246,6 +246,9 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         release_end = time.monotonic()
         matches = await page_matches(page, services)
         releases = 1
+        # When each soak release started, on the page's clock (roughly: counted from
+        # when the bench asked for the page), to set beside the long tasks' starts.
+        release_starts = []
         # The heap once the page holds every host's state (the first release done), then
         # after every release of the soak: flat means the series does not climb.
         heap_series = []
@@ -254,6 +257,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
                 heap_series.append(await heap.sizes_mb())
             soak_end = time.monotonic() + args.minutes * 60
             while time.monotonic() < soak_end:
+                release_starts.append(round((time.monotonic() - opened) * 1000))
                 nxt = await start_release(services, args)
                 releases += 1
                 await wait_until_done(services, nxt["id"], max(1, soak_end - time.monotonic()))
@@ -295,6 +299,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "transport": wall["status"], "page_errors": errors,
             "page_matches_api": matches, "release_state": final_state,
             "releases": releases, "soak_minutes": args.minutes,
+            "soak_release_starts_ms": release_starts,
             "tiles_painted_on": wall["paintedOn"], "workers_watched": workers_watched,
             "js_heap_start_mb": heap_start["total"], "js_heap_end_mb": heap_end["total"],
             "js_heap_parts_mb": {"start": heap_start, "end": heap_end},

@@ -309,12 +309,14 @@ def test_the_wall_bench_runs_end_to_end_at_a_tiny_size(tmp_path):
     trace = tmp_path / "wall.trace.json"
     result = subprocess.run(
         [sys.executable, "-m", "bench.wall", "--hosts", "3", "--parallel", "3",
-         "--hook-sleep", "0", "--trace", str(trace)],
+         "--hook-sleep", "0", "--trace", str(trace), "--minutes", "0.05"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["page_matches_api"] is True and figures["release_state"] == "succeeded"
     assert figures["release_s"] > 0
+    starts = figures["soak_release_starts_ms"]
+    assert len(starts) == figures["releases"] - 1 >= 1 and starts == sorted(starts)
     assert figures["first_render_ms"] > 0 and "events_applied" in figures
     assert figures["page_errors"] == []
     assert figures["tiles_painted_on"] == "worker" and figures["workers_watched"] == 1
