@@ -16,6 +16,10 @@ page's and its drawing worker's, bench/page_heap.py) at the first render, at the
 and once the first release is done and after every release of the soak
 (`js_heap_series_mb`). With --trace, records a Chrome performance trace and lists the
 page's long tasks with the CPU time its main thread had in each (bench/page_trace.py).
+Over the whole run, soak included, a sampler (bench/cpu_timeline.py) reads who had the
+machine's CPUs during each long task (`long_tasks_cpu`: Ferry, its database, the fleet,
+the browser; the page's main thread on a CPU and waiting for one) and over the run
+(`cpu_shares`).
 Final line: JSON {"hosts", "first_render_ms", "longest_task_ms", "events_applied",
 "page_matches_api", ...}.
 """
@@ -34,9 +38,11 @@ from pathlib import Path
 
 from bench.console import CHROMIUM, CHROMIUM_ARGS, TERMINAL, WATCH, serve
 from bench.cpu_split import keep_off, parse_cpus, pinned_browser
-from bench.harness import ferry_on_fleet, make_repo
+from bench.cpu_timeline import CpuTimeline
+from bench.harness import bench_setup, make_repo
 from bench.page_heap import PageHeap
 from bench.page_trace import CATEGORIES, long_tasks
+from bench.server_probes import LoopLag, ServerSteps
 from services import Services
 
 PASSWORD = "bench-password"
@@ -67,38 +73,6 @@ async def spread_over_racks(services: Services) -> None:
     names = [doc["name"] async for doc in services.store.hosts.find({}, {"name": 1})]
     for i, name in enumerate(sorted(names)):
         await services.hosts.update(name, {"groups": [f"rack-{i % RACKS}", "bench"]})
-
-
-class LoopLag:
-    """How late this process's event loop (Ferry's, the release's) wakes a 10 ms sleep:
-    the wait any request of the page's has before Ferry's code even starts."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, float]] = []     # (monotonic, lag ms)
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            self.samples.append((now, (now - before - 0.01) * 1000))
-            if len(self.samples) > 200_000:
-                del self.samples[:100_000]
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    def summary(self, start: float, end: float) -> dict:
-        lags = sorted(lag for at, lag in self.samples if start <= at <= end)
-        if not lags:
-            return {}
-        return {"max": round(lags[-1]), "p50": round(lags[len(lags) // 2]),
-                "p90": round(lags[int(len(lags) * 0.9)]), "samples": len(lags)}
 
 
 async def start_release(services: Services, args: argparse.Namespace) -> dict:
@@ -148,34 +122,6 @@ async def bench_window(page, windows: list[tuple[float, float]]):
         windows.append((start, await page.evaluate("performance.now()")))
 
 
-class ServerSteps:
-    """How long Ferry's own steps of the page's first requests took, as Ferry saw them
-    (wrapped here, for the bench only): the link's look-up, its use recorded, the
-    snapshot's encoding. What the request waited beyond them is the event loop's lag."""
-
-    STEPS = (("links", "resolve"), ("links", "touch"), ("audit", "record_every"),
-             ("wall", "snapshot_json"))
-
-    def __init__(self, services: Services) -> None:
-        self.started = time.monotonic()
-        self.steps: list[list] = []
-        for owner, name in self.STEPS:
-            target = {"links": services.wall.links, "audit": services.audit,
-                      "wall": services.wall}[owner]
-            setattr(target, name, self._timed(f"{owner}.{name}", getattr(target, name)))
-
-    def _timed(self, label: str, method):
-        async def timed(*args, **kwargs):
-            start = time.monotonic()
-            try:
-                return await method(*args, **kwargs)
-            finally:
-                if len(self.steps) < 40:
-                    self.steps.append([label, round((start - self.started) * 1000),
-                                       round((time.monotonic() - start) * 1000)])
-        return timed
-
-
 def overlaps(task: dict, windows: list[tuple[float, float]]) -> bool:
     return any(task["start"] < end and task["start"] + task["duration"] > start
                for start, end in windows)
@@ -195,7 +141,7 @@ async def page_matches(page, services: Services) -> bool:
 
 
 async def watch_wall(base_url: str, link_path: str, release: dict, args: argparse.Namespace,
-                     services: Services, workdir: Path) -> dict:
+                     services: Services, workdir: Path, timeline: CpuTimeline) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -222,6 +168,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         await page.goto(link_path)
         await page.wait_for_function("() => document.body.dataset.rendered === 'true'",
                                      timeout=30_000)
+        time_origin = await page.evaluate("performance.timeOrigin") / 1000
         rendered = time.monotonic()
         first_render = await page.evaluate(
             "() => performance.getEntriesByName('ferry:first-render')[0].startTime")
@@ -291,6 +238,8 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "bench_induced_tasks_ms": [[round(t["start"]), round(t["duration"])]
                                        for t in every_task if overlaps(t, windows)],
             "tasks_ms": [[round(t["start"]), round(t["duration"])] for t in tasks][:50],
+            "long_tasks_cpu": [cpu_during(task, time_origin, timeline) for task in tasks][:50],
+            "cpu_shares": timeline.shares(),
             "traced_tasks_ms": traced if traced is None else traced[:50],
             "traced_longest_task_ms": None if traced is None else max(
                 (task["ms"] for task in traced if not task["by_bench"]), default=0),
@@ -307,14 +256,24 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "worker_heap_series_mb": [sizes["workers"] for sizes in heap_series]}
 
 
+def cpu_during(task: dict, time_origin: float, timeline: CpuTimeline) -> dict:
+    """A long task of the page's (start and duration on its clock) with what each party on
+    the machine spent on a CPU meanwhile, and how much of it the page's main thread had."""
+    start = time_origin + task["start"] / 1000
+    spent = timeline.window(start, start + task["duration"] / 1000) or {}
+    return {"start_ms": round(task["start"]), "ms": round(task["duration"]), **spent}
+
+
 async def main(args: argparse.Namespace) -> dict:
     load_start = os.getloadavg()
-    async with ferry_on_fleet(args.hosts, admin_password=PASSWORD, fleet_nice=args.fleet_nice,
-                              fleet_own_session=True, cookie_secret="bench-wall",
-                              # 2,000 simulated hosts share this machine's CPU: a
-                              # handshake waiting for it is not what is measured here
-                              ssh_connect_timeout_s=SSH_TIMEOUT_S,
-                              ssh_login_timeout_s=SSH_TIMEOUT_S) as (services, root, _):
+    async with bench_setup(args.hosts, admin_password=PASSWORD, fleet_nice=args.fleet_nice,
+                           fleet_own_session=True, cookie_secret="bench-wall",
+                           # 2,000 simulated hosts share this machine's CPU: a
+                           # handshake waiting for it is not what is measured here
+                           ssh_connect_timeout_s=SSH_TIMEOUT_S,
+                           ssh_login_timeout_s=SSH_TIMEOUT_S) as setup:
+        services, root = setup.services, setup.root
+        timeline = CpuTimeline(setup.database.process.pid, setup.fleet.cpu_ms)
         make_repo(root / "repo", 0.05)
         await services.projects.create({
             "name": "wall", "repo_url": f"file://{root / 'repo'}",
@@ -323,11 +282,14 @@ async def main(args: argparse.Namespace) -> dict:
         await spread_over_racks(services)
         link = await services.wall.links.create("admin", {"name": "bench TV"})
         server, base_url = await serve(services)
+        timeline.start()
         try:
             release = await start_release(services, args)
-            result = await watch_wall(base_url, link["path"], release, args, services, root)
+            result = await watch_wall(base_url, link["path"], release, args, services, root,
+                                      timeline)
             result.update(await outcome(services, release["id"]))
         finally:
+            timeline.stop()
             server.stop()
             await services.events.close_clients()
     return {"hosts": args.hosts, "parallel": args.parallel, "fleet_nice": args.fleet_nice,

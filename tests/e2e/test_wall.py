@@ -322,3 +322,6 @@ def test_the_wall_bench_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert figures["tiles_painted_on"] == "worker" and figures["workers_watched"] == 1
     assert trace.stat().st_size > 0 and figures["traced_tasks_ms"] is not None
     assert figures["traced_longest_task_ms"] is not None
+    shares = figures["cpu_shares"]
+    assert {"ferry", "database", "fleet", "browser"} <= set(shares)
+    assert shares["main_thread_cpu_s"] > 0 and isinstance(figures["long_tasks_cpu"], list)
