@@ -20,7 +20,7 @@ import tornado.netutil
 
 from server import make_app
 from services import Services
-from services.embedded_db import free_port
+from services.embedded_db import database_url, free_port
 from services.settings import Settings
 from services.store import Store
 
@@ -35,7 +35,7 @@ def mongo_url() -> str:
         [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
          "--storage-path", ":memory:", "--log-level", "WARNING"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    url = database_url(port)
     client = pymongo.MongoClient(url, serverSelectionTimeoutMS=500)
     deadline = time.monotonic() + 60
     while True:

@@ -80,3 +80,10 @@ def test_durability_bench_loses_nothing_when_synced_and_reports_its_figures():
     assert sync["lost"] == [0] and sync["runs"][0]["acked"] == sync["runs"][0]["found"] == 30
     assert set(sync["median"]) >= {"state_change_ms", "log_lines_per_s", "renewal_ms",
                                    "pattern_s", "insert_one_per_s", "insert_many_docs_per_s"}
+
+
+def test_the_database_write_bench_times_retryable_and_ferrys_writes_at_a_tiny_size():
+    figures = run_bench("bench.db_writes", "--writes", "20", "--measured", "10")
+    assert "retryWrites=false" in figures["ferry_url_options"]
+    for name in ("retryable", "not_retryable"):
+        assert figures[name]["first_200_ms"] > 0 and figures[name]["after_220_ms"] > 0

@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
+import pymongo
 import pytest
+from pymongo import monitoring
 
 from services import embedded_db
 from services.embedded_db import EmbeddedDatabase, EmbeddedDatabaseError
@@ -198,3 +200,35 @@ async def test_a_database_that_dies_while_ferry_runs_is_logged_with_its_last_lin
         f"the embedded database exited with status -9 while Ferry was running; its last "
         f"lines ({tmp_path / 'db.log'}):")
     await database.stop()
+
+
+class StartedCommands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[dict] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_ferrys_writes_to_its_embedded_database_are_not_retryable_writes(
+        mongo_url, tmp_path):
+    port = int(mongo_url.split("/")[2].rsplit(":", 1)[1])
+    listener = StartedCommands()
+    client = pymongo.AsyncMongoClient(EmbeddedDatabase(":memory:", home=tmp_path, port=port).url,
+                                      event_listeners=[listener])
+    try:
+        things = client.retry_writes_check.things
+        await things.insert_one({"name": "a"})
+        await things.update_one({"name": "a"}, {"$set": {"seen": True}})
+        await things.find_one_and_update({"name": "a"}, {"$set": {"seen": False}})
+    finally:
+        await client.close()
+    writes = [c for c in listener.commands if {"insert", "update", "findAndModify"} & set(c)]
+    assert len(writes) == 3
+    assert all("txnNumber" not in command for command in writes)
