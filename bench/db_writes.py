@@ -2,9 +2,9 @@
 
     python -m bench.db_writes [--writes 10500] [--measured 500]
 
-A driver sends a retryable write (MongoDB's default, `retryWrites=true`) with a
-transaction number, and the server keeps a record of each one so that a retry after a
-lost reply is answered instead of run twice. SecantusDB keeps these records for 30
+A driver sends a retryable write (MongoDB's default, `retryWrites=true`, set explicitly
+here) with a transaction number, and the server keeps a record of each one so that a
+retry after a lost reply is answered instead of run twice. SecantusDB keeps these records for 30
 minutes, up to 10,000, and on every write scans them all for expired ones and, past the
 cap, sorts them to drop the oldest. Ferry connects to its embedded database with
 `retryWrites=false` (services/embedded_db.py, `database_url`). This bench times the same
@@ -53,7 +53,9 @@ async def main(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
         async with EmbeddedDatabase(Path(tmp) / "db", home=Path(tmp)) as database:
             ferry_url = database.url
-            retryable_url = ferry_url.replace("&retryWrites=false", "")
+            retryable_url = ferry_url.replace("retryWrites=false", "retryWrites=true")
+            if retryable_url == ferry_url:
+                raise SystemExit(f"{ferry_url}: Ferry's URL no longer says retryWrites=false")
             result = {"writes_before": args.writes + 200, "ferry_url_options":
                       ferry_url.split("?", 1)[1]}
             for name, url in (("retryable", retryable_url), ("not_retryable", ferry_url)):
