@@ -63,11 +63,19 @@ async def main(args: argparse.Namespace) -> dict:
     return result
 
 
+def count(text: str) -> int:
+    """A number of writes: 1 or more (a mean of none is no figure)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Ferry embedded database write bench")
-    parser.add_argument("--writes", type=int, default=10_500,
+    parser.add_argument("--writes", type=count, default=10_500,
                         help="writes between the first 200 and the measured ones")
-    parser.add_argument("--measured", type=int, default=500)
+    parser.add_argument("--measured", type=count, default=500)
     return parser.parse_args(argv)
 
 

@@ -87,3 +87,9 @@ def test_the_database_write_bench_times_retryable_and_ferrys_writes_at_a_tiny_si
     assert "retryWrites=false" in figures["ferry_url_options"]
     for name in ("retryable", "not_retryable"):
         assert figures[name]["first_200_ms"] > 0 and figures[name]["after_220_ms"] > 0
+
+
+def test_the_database_write_bench_refuses_a_count_of_no_writes():
+    result = subprocess.run([sys.executable, "-m", "bench.db_writes", "--measured", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "give 1 or more" in result.stderr
