@@ -3,6 +3,7 @@ host and a sink that keeps what it is told. No release, no database."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -69,8 +70,11 @@ async def ssh(tmp_path: Path, fleet):
 
 
 def artifact(tmp_path: Path, version: str) -> Artifact:
+    """The same version gives the same bytes, as Ferry's builder does (gzip mtime 0):
+    the upload skip keys on the artifact's sha256."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
         data = version.encode()
         info = tarfile.TarInfo("VERSION")
         info.size = len(data)
