@@ -173,10 +173,10 @@ async def bench_setup(hosts: int, *, admin_password: str, fleet_nice: int = 0,
                                  log_commands=log_commands,
                                  own_session=fleet_own_session) as fleet, \
                 EmbeddedDatabase(":memory:") as database:
-            # exclusive_db off: a release's owner is judged by its lease (renewed while it
-            # runs), never by whether it is registered in this process yet.
+            # exclusive_db: the embedded database is this process's alone, as server.py
+            # runs it when given no --mongo-url.
             services = Services(
-                Settings(data_dir=root / "ferry", git_allow_file_urls=True, exclusive_db=False,
+                Settings(data_dir=root / "ferry", git_allow_file_urls=True, exclusive_db=True,
                          ssh_command_timeout_s=600, **settings),
                 Store(database.url, "bench"))
             await services.open()

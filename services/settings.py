@@ -193,6 +193,9 @@ class Settings:
     event_shared_write_attempts: int = 20
     ws_max_topics: int = 64
     log_flush_interval_s: float = 0.25
+    # A host run whose state did not change (only a stage's start or end, not the
+    # switch's) is rewritten at most this often; live readers get it from events at once.
+    host_progress_write_interval_s: float = 2.0
     # Host log storage: a chunk document holds at most this many lines and bytes (BSON
     # estimate), far below MongoDB's 16 MiB document limit whatever the output.
     log_batch_max_lines: int = 2000

@@ -3,9 +3,14 @@
 A 1,000-host release makes tens of thousands of state changes and log lines; writing each
 one alone would swamp the database, so host runs and log lines are flushed together every
 `log_flush_interval_s`, and release state changes are written at once. A flush writes
-only what changed since it was stored (the embedded database spends ~2 ms of CPU on each
-document written): the host runs changed since, and the release document only when its
-counts, local stages or lost-line count changed. Log lines go
+only what changed since it was stored (the embedded database spends ~3 ms of CPU on each
+document it updates): the release document only when its counts, local stages or
+lost-line count changed, and a host run when its state changed or its `release` stage
+(the switch) began, which a crash must not lose (recovery and rollback plan from them).
+Its other stage progress (a stage's start and end, what the pipeline reported) rides
+along with such a write, or is written once `host_progress_write_interval_s` has passed
+since the host run was last written: live readers see it at once anyway (events, and
+the API reads a release running here from memory). Log lines go
 through a HostLogWriter (logstore.py): bounded chunk documents, idempotent retries, and
 lines it cannot store are counted (`log_lines_lost`), never fatal to the release.
 """
@@ -71,7 +76,13 @@ class ReleaseRecord:
         self.hosts = hosts
         self.topic = f"release:{release['_id']}"
         self.flush_interval_s = settings.log_flush_interval_s
+        self.progress_interval_s = settings.host_progress_write_interval_s
+        # Host runs (and LOCAL: the release document) to write at the next flush, and
+        # host runs with only stage progress to write, due progress_interval_s after
+        # their last write (monotonic times in _written_at).
         self._dirty: set[str] = set() if stored else set(hosts)
+        self._progress: set[str] = set()
+        self._written_at: dict[str, float] = {}
         # The counts last written to the release document: a flush writes it only when
         # they, the local stages or the lost-line count changed (LOCAL in _dirty).
         self._counts_written: dict[str, int] | None = None
@@ -172,7 +183,6 @@ class ReleaseRecord:
             run["started_at"] = now
         if state not in ("pending", "running"):
             run["finished_at"] = now
-            self._flush_now.set()
         self._dirty.add(host)
         self._wall_hosts.add(host)
         self.emit("host", {"host": host, "state": state, "reason": reason,
@@ -182,7 +192,8 @@ class ReleaseRecord:
         run = self.hosts[host]
         run["stage"] = stage
         run["stages"][stage] = {"state": "running", "started_at": utcnow()}
-        self._dirty.add(host)
+        # The switch may move `current` from here on: stored as soon as a state change.
+        (self._dirty if stage == "release" else self._progress).add(host)
         self._wall_hosts.add(host)
         self.emit("stage", {"host": host, "stage": stage, "state": "running"})
 
@@ -190,14 +201,14 @@ class ReleaseRecord:
                   reason: str | None = None) -> None:
         entry = self.hosts[host]["stages"].setdefault(stage, {})
         entry.update(state=state, duration_ms=duration_ms, reason=reason)
-        self._dirty.add(host)
+        self._progress.add(host)
         self.emit("stage", {"host": host, "stage": stage, "state": state,
                             "duration_ms": duration_ms, "reason": reason})
 
     def host_report(self, host: str, **report: Any) -> None:
         """What a host's pipeline learnt (`previous`, `upload_skipped`): see HostSink."""
         self.hosts[host].update(report)
-        self._dirty.add(host)
+        self._progress.add(host)
 
     def log(self, host: str, stage: str, line: str) -> None:
         self._log_lines[host] += 1
@@ -220,7 +231,7 @@ class ReleaseRecord:
             self.release["log_lines_lost"] = self.release.get("log_lines_lost", 0) + count
             if host in self.hosts:
                 self.hosts[host]["log_lines_lost"] = self._logs_lost[host]
-                self._dirty.add(host)
+                self._progress.add(host)
         self._dirty.add(LOCAL)
 
     def backlogged(self) -> bool:
@@ -292,14 +303,14 @@ class ReleaseRecord:
                       for host in changed if host in self.hosts}})
 
     async def _flush_loop(self) -> None:
-        """Flush every interval, and at once when a host reaches a final state."""
+        """Flush every interval, and at once when back-pressure asks for room."""
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), self.flush_interval_s)
             self._flush_now.clear()
             try:
                 async with self._flush_lock:
-                    await self._flush(wait_for_logs=False)
+                    await self._flush(wait_for_logs=False, all_progress=False)
             except Exception as error:
                 log.warning("could not persist %s: %s; will retry", self.topic,
                             describe_db_error(error))
@@ -312,16 +323,30 @@ class ReleaseRecord:
         Log writes that fail are retried here (with back-off, bounded) and what cannot be
         stored is counted, so this raises only when the host runs cannot be written."""
         async with self._flush_lock:
-            await self._flush(wait_for_logs=True)
+            await self._flush(wait_for_logs=True, all_progress=True)
 
-    async def _flush(self, *, wait_for_logs: bool) -> None:
+    def _take_dirty(self, all_progress: bool) -> set[str]:
+        """What this flush writes: every state change, and the stage progress that is
+        due (all of it when `all_progress`)."""
+        now = time.monotonic()
+        due = self._progress if all_progress else {
+            host for host in self._progress
+            if now - self._written_at.get(host, -self.progress_interval_s)
+            >= self.progress_interval_s}
+        dirty, self._dirty = self._dirty | due, set()
+        self._progress -= dirty
+        for host in dirty:
+            self._written_at[host] = now
+        return dirty
+
+    async def _flush(self, *, wait_for_logs: bool, all_progress: bool) -> None:
         logs, self._logs = self._logs, {}
         self._logs_waiting = 0
         self._log_writer.add(logs)
         lost = await self._log_writer.write(wait=wait_for_logs)
         if lost:
             self._lost_lines(lost)
-        dirty, self._dirty = self._dirty, set()
+        dirty = self._take_dirty(all_progress)
         updates = [UpdateOne({"_id": self.hosts[host]["_id"]}, {"$set": self.hosts[host]},
                              upsert=True) for host in dirty if host != LOCAL]
         counts = self.counts()

@@ -27,7 +27,8 @@ from tests.handlers.eventkit import (
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.replace(client_buffer_max_events=2000)
+    """Instances here share one database: none owns it alone."""
+    return settings.replace(client_buffer_max_events=2000, exclusive_db=False)
 
 
 def subscribe(topic: str, after: int) -> str:

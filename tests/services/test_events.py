@@ -299,9 +299,19 @@ async def _memory_topics_at_most(bus: EventBus, count: int) -> bool:
     return bus.stats()["topics_in_memory"] <= count
 
 
+async def test_an_instance_that_owns_its_database_alone_opens_no_change_stream(open_bus):
+    bus = await open_bus(exclusive_db=True)
+    assert bus.stats()["change_stream"] is False
+
+
+async def test_an_instance_sharing_its_database_follows_it_through_a_change_stream(open_bus):
+    bus = await open_bus(exclusive_db=False)
+    assert bus.stats()["change_stream"] is True
+
+
 async def test_another_instance_receives_events_through_the_change_stream(open_bus):
-    writer = await open_bus(instance_id="a")
-    reader = await open_bus(instance_id="b")
+    writer = await open_bus(instance_id="a", exclusive_db=False)
+    reader = await open_bus(instance_id="b", exclusive_db=False)
     assert await reader.read("release:1", 0) == []
     waiting = asyncio.create_task(reader.wait("release:1", 0, 10))
     published = [await writer.publish("release:1", "log", {"n": n}) for n in range(5)]
@@ -315,8 +325,8 @@ async def _read_equals(bus: EventBus, topic: str, expected: list[dict]) -> bool:
 
 
 async def test_shared_topics_get_unique_seqs_across_instances(open_bus):
-    one = await open_bus(instance_id="a")
-    two = await open_bus(instance_id="b")
+    one = await open_bus(instance_id="a", exclusive_db=False)
+    two = await open_bus(instance_id="b", exclusive_db=False)
     results = await asyncio.gather(*(
         bus.publish("chat:ops", "message", {"by": bus.settings.instance_id, "n": n})
         for n in range(60) for bus in (one, two)))

@@ -3,6 +3,9 @@ has already stored again, so a large release costs the database few documents pe
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from services.releases.records import ReleaseRecord, new_host_run
 from services.store import utcnow
 
@@ -10,16 +13,17 @@ RELEASE = 8
 HOSTS = ("web-1", "web-2")
 
 
-async def stored_record(services) -> ReleaseRecord:
-    """A release and its host runs as ReleaseService stores them, and its record."""
+async def stored_record(services, **settings) -> ReleaseRecord:
+    """A release and its host runs as ReleaseService stores them, and its record (with
+    `settings` changed)."""
     release = {"_id": RELEASE, "project": "app", "environment": "production",
                "kind": "deploy", "ref": "v1", "sha": None, "state": "running",
                "created_at": utcnow(), "local": {}, "counts": {"pending": len(HOSTS)}}
     runs = {host: new_host_run(RELEASE, host, 1) for host in HOSTS}
     await services.store.releases.insert_one(release)
     await services.store.host_runs.insert_many(list(runs.values()))
-    return ReleaseRecord(services.store, services.events, release, runs, services.settings,
-                         stored=True)
+    return ReleaseRecord(services.store, services.events, release, runs,
+                         services.settings.replace(**settings), stored=True)
 
 
 async def mark(services, collection: str, _id, **fields) -> None:
@@ -68,6 +72,84 @@ async def test_a_release_is_stored_as_ended_only_after_its_host_runs(services):
         {"release_id": RELEASE})}
     assert runs == {"web-1": "ok", "web-2": "skipped"}
     assert (await services.store.releases.find_one({"_id": RELEASE}))["state"] == "cancelled"
+
+
+async def stored_run(services, host: str) -> dict:
+    return await services.store.host_runs.find_one({"_id": f"{RELEASE}:{host}"})
+
+
+async def until_stored(services, host: str, test, timeout: float = 10.0) -> dict:
+    """Poll the stored host run until `test(run)` holds; the run."""
+    deadline = time.monotonic() + timeout
+    while not test(run := await stored_run(services, host)):
+        assert time.monotonic() < deadline, f"{host}'s host run never got there: {run}"
+        await asyncio.sleep(0.02)
+    return run
+
+
+async def test_stage_progress_is_not_rewritten_before_the_progress_interval(services):
+    record = await stored_record(services, host_progress_write_interval_s=600)
+    record.start()
+    try:
+        record.host_state("web-1", "running")
+        await until_stored(services, "web-1", lambda run: run["state"] == "running")
+        record.stage_start("web-1", "upload")
+        record.stage_end("web-1", "upload", "ok", 5)
+        record.host_state("web-2", "running")      # a later change, flushed since
+        await until_stored(services, "web-2", lambda run: run["state"] == "running")
+        assert (await stored_run(services, "web-1"))["stages"] == {}
+    finally:
+        await record.close()
+
+
+async def test_stage_progress_rides_along_with_the_hosts_next_state_change(services):
+    record = await stored_record(services, host_progress_write_interval_s=600)
+    record.start()
+    try:
+        record.host_state("web-1", "running")
+        record.stage_start("web-1", "upload")
+        await until_stored(services, "web-1", lambda run: run["state"] == "running")
+        record.stage_end("web-1", "upload", "ok", 5)
+        record.host_state("web-1", "failed", reason="extract: no space left")
+        run = await until_stored(services, "web-1", lambda run: run["state"] == "failed")
+        assert run["stages"]["upload"]["state"] == "ok"
+    finally:
+        await record.close()
+
+
+async def test_the_switch_beginning_is_written_at_the_next_flush(services):
+    record = await stored_record(services, host_progress_write_interval_s=600)
+    record.start()
+    try:
+        record.host_state("web-1", "running")
+        await until_stored(services, "web-1", lambda run: run["state"] == "running")
+        record.stage_start("web-1", "release")     # `current` may move from here on
+        await until_stored(services, "web-1", lambda run: (
+            run["stages"].get("release", {}).get("state") == "running"))
+    finally:
+        await record.close()
+
+
+async def test_stage_progress_is_written_once_the_progress_interval_has_passed(services):
+    record = await stored_record(services, host_progress_write_interval_s=0.3)
+    record.start()
+    try:
+        record.host_state("web-1", "running")
+        record.stage_start("web-1", "before_release")    # a long hook: no state change
+        await until_stored(services, "web-1", lambda run: (
+            run["stages"].get("before_release", {}).get("state") == "running"))
+    finally:
+        await record.close()
+
+
+async def test_closing_the_record_writes_all_the_progress_held_back(services):
+    record = await stored_record(services, host_progress_write_interval_s=600)
+    record.start()
+    record.host_state("web-1", "running")
+    await until_stored(services, "web-1", lambda run: run["state"] == "running")
+    record.stage_start("web-1", "upload")
+    await record.close()
+    assert (await stored_run(services, "web-1"))["stages"]["upload"]["state"] == "running"
 
 
 async def test_a_host_change_reaches_the_wall_even_when_the_release_then_goes_quiet(services):
