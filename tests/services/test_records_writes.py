@@ -4,7 +4,9 @@ has already stored again, so a large release costs the database few documents pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from services.releases.records import ReleaseRecord, new_host_run
 from services.store import utcnow
@@ -24,6 +26,17 @@ async def stored_record(services, **settings) -> ReleaseRecord:
     await services.store.host_runs.insert_many(list(runs.values()))
     return ReleaseRecord(services.store, services.events, release, runs,
                          services.settings.replace(**settings), stored=True)
+
+
+@contextlib.asynccontextmanager
+async def running_record(services, **settings) -> AsyncIterator[ReleaseRecord]:
+    """stored_record, started (its flush and publish loops run), closed at the end."""
+    record = await stored_record(services, **settings)
+    record.start()
+    try:
+        yield record
+    finally:
+        await record.close()
 
 
 async def mark(services, collection: str, _id, **fields) -> None:
@@ -88,9 +101,7 @@ async def until_stored(services, host: str, test, timeout: float = 10.0) -> dict
 
 
 async def test_stage_progress_is_not_rewritten_before_the_progress_interval(services):
-    record = await stored_record(services, host_progress_write_interval_s=600)
-    record.start()
-    try:
+    async with running_record(services, host_progress_write_interval_s=600) as record:
         record.host_state("web-1", "running")
         await until_stored(services, "web-1", lambda run: run["state"] == "running")
         record.stage_start("web-1", "upload")
@@ -98,14 +109,10 @@ async def test_stage_progress_is_not_rewritten_before_the_progress_interval(serv
         record.host_state("web-2", "running")      # a later change, flushed since
         await until_stored(services, "web-2", lambda run: run["state"] == "running")
         assert (await stored_run(services, "web-1"))["stages"] == {}
-    finally:
-        await record.close()
 
 
 async def test_stage_progress_rides_along_with_the_hosts_next_state_change(services):
-    record = await stored_record(services, host_progress_write_interval_s=600)
-    record.start()
-    try:
+    async with running_record(services, host_progress_write_interval_s=600) as record:
         record.host_state("web-1", "running")
         record.stage_start("web-1", "upload")
         await until_stored(services, "web-1", lambda run: run["state"] == "running")
@@ -113,33 +120,23 @@ async def test_stage_progress_rides_along_with_the_hosts_next_state_change(servi
         record.host_state("web-1", "failed", reason="extract: no space left")
         run = await until_stored(services, "web-1", lambda run: run["state"] == "failed")
         assert run["stages"]["upload"]["state"] == "ok"
-    finally:
-        await record.close()
 
 
 async def test_the_switch_beginning_is_written_at_the_next_flush(services):
-    record = await stored_record(services, host_progress_write_interval_s=600)
-    record.start()
-    try:
+    async with running_record(services, host_progress_write_interval_s=600) as record:
         record.host_state("web-1", "running")
         await until_stored(services, "web-1", lambda run: run["state"] == "running")
         record.stage_start("web-1", "release")     # `current` may move from here on
         await until_stored(services, "web-1", lambda run: (
             run["stages"].get("release", {}).get("state") == "running"))
-    finally:
-        await record.close()
 
 
 async def test_stage_progress_is_written_once_the_progress_interval_has_passed(services):
-    record = await stored_record(services, host_progress_write_interval_s=0.3)
-    record.start()
-    try:
+    async with running_record(services, host_progress_write_interval_s=0.3) as record:
         record.host_state("web-1", "running")
         record.stage_start("web-1", "before_release")    # a long hook: no state change
         await until_stored(services, "web-1", lambda run: (
             run["stages"].get("before_release", {}).get("state") == "running"))
-    finally:
-        await record.close()
 
 
 async def test_closing_the_record_writes_all_the_progress_held_back(services):
@@ -153,16 +150,12 @@ async def test_closing_the_record_writes_all_the_progress_held_back(services):
 
 
 async def test_a_host_change_reaches_the_wall_even_when_the_release_then_goes_quiet(services):
-    record = await stored_record(services)
-    record.start()
-    try:
+    async with running_record(services) as record:
         after = await services.events.head("wall")
         record.host_state("web-1", "running")
         after = await wall_shows(services, after, ["running", None])
         record.stage_start("web-1", "before_release")   # within the wall's interval,
         await wall_shows(services, after, ["running", "before_release"])  # then quiet
-    finally:
-        await record.close()
 
 
 async def wall_shows(services, after: int, tile: list) -> int:
