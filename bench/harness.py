@@ -174,10 +174,10 @@ async def bench_setup(hosts: int, *, admin_password: str, fleet_nice: int = 0,
                                  own_session=fleet_own_session) as fleet, \
                 EmbeddedDatabase(":memory:") as database:
             # exclusive_db: the embedded database is this process's alone, as server.py
-            # runs it when given no --mongo-url.
+            # runs it when given no --mongo-url (a bench may say otherwise in `settings`).
+            chosen = {"exclusive_db": True, "ssh_command_timeout_s": 600, **settings}
             services = Services(
-                Settings(data_dir=root / "ferry", git_allow_file_urls=True, exclusive_db=True,
-                         ssh_command_timeout_s=600, **settings),
+                Settings(data_dir=root / "ferry", git_allow_file_urls=True, **chosen),
                 Store(database.url, "bench"))
             await services.open()
             try:

@@ -199,6 +199,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
         # The heap once the page holds every host's state (the first release done), then
         # after every release of the soak: flat means the series does not climb.
         heap_series = []
+        soak_outcomes = []      # each soak release's state and hosts by state
         if args.minutes:
             async with bench_window(page, windows):
                 heap_series.append(await heap.sizes_mb())
@@ -207,7 +208,10 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
                 release_starts.append(round((time.monotonic() - opened) * 1000))
                 nxt = await start_release(services, args)
                 releases += 1
-                await wait_until_done(services, nxt["id"], max(1, soak_end - time.monotonic()))
+                state = await wait_until_done(services, nxt["id"],
+                                              max(1, soak_end - time.monotonic()))
+                counts = (await release_state(services, nxt["id"])).get("counts") or {}
+                soak_outcomes.append({"state": state, **{k: n for k, n in counts.items() if n}})
                 async with bench_window(page, windows):
                     heap_series.append(await heap.sizes_mb())
                     if args.heap_snapshots and releases == 4:
@@ -248,7 +252,7 @@ async def watch_wall(base_url: str, link_path: str, release: dict, args: argpars
             "transport": wall["status"], "page_errors": errors,
             "page_matches_api": matches, "release_state": final_state,
             "releases": releases, "soak_minutes": args.minutes,
-            "soak_release_starts_ms": release_starts,
+            "soak_release_starts_ms": release_starts, "soak_outcomes": soak_outcomes,
             "tiles_painted_on": wall["paintedOn"], "workers_watched": workers_watched,
             "js_heap_start_mb": heap_start["total"], "js_heap_end_mb": heap_end["total"],
             "js_heap_parts_mb": {"start": heap_start, "end": heap_end},

@@ -57,6 +57,13 @@ def free_port(address: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+# SecantusDB closes a client's connection once it has been idle 300 s (a fixed value, no
+# setting changes it). Without retryable writes nothing would retry a write sent on a
+# pooled connection the server closed a moment before, so Ferry's pool lets go of its
+# idle connections well before that.
+POOL_MAX_IDLE_MS = 60_000
+
+
 def database_url(port: int, *, journal: bool = False) -> str:
     """How Ferry connects to an embedded database on `port`. Retryable writes are off:
     they exist to survive a replica set's failover, and this is one local child process
@@ -65,7 +72,8 @@ def database_url(port: int, *, journal: bool = False) -> str:
     retryable write for 30 minutes, up to 10,000, and scans them all (past the cap, sorts
     them) on each write: 10 % of its CPU during a release to 2,000 hosts."""
     journal_option = "&journal=true" if journal else ""
-    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false{journal_option}"
+    return (f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+            f"&maxIdleTimeMS={POOL_MAX_IDLE_MS}{journal_option}")
 
 
 def _die_with_parent(parent_pid: int) -> None:

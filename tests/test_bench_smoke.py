@@ -93,3 +93,13 @@ def test_the_database_write_bench_refuses_a_count_of_no_writes():
     result = subprocess.run([sys.executable, "-m", "bench.db_writes", "--measured", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "give 1 or more" in result.stderr
+
+
+def test_the_release_database_bench_counts_each_sides_commands_at_a_tiny_size():
+    figures = run_bench("bench.release_db", "--hosts", "3", "--releases", "1",
+                        "--hook-sleep", "0", "--fleet-nice", "0")
+    for name in ("ferry", "every_change"):
+        release = figures[name]["releases"][0]
+        assert release["hosts_ok"] == 3 and release["db_cpu_ms_per_host"] > 0
+        assert release["documents_per_host"]["insert:host_runs"] == 1
+    assert figures["db_cpu_ratio"] > 0

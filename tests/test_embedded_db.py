@@ -216,6 +216,16 @@ class StartedCommands(monitoring.CommandListener):
         pass
 
 
+def test_ferrys_pool_lets_go_of_idle_connections_before_the_database_closes_them():
+    from secantus.server import DEFAULT_CLIENT_IDLE_TIMEOUT_S
+    client = pymongo.MongoClient(embedded_db.database_url(27017), connect=False)
+    try:
+        idle_s = client.options.pool_options.max_idle_time_seconds
+    finally:
+        client.close()
+    assert idle_s is not None and idle_s <= DEFAULT_CLIENT_IDLE_TIMEOUT_S / 2
+
+
 async def test_ferrys_writes_to_its_embedded_database_are_not_retryable_writes(
         mongo_url, tmp_path):
     port = int(mongo_url.split("/")[2].rsplit(":", 1)[1])

@@ -317,6 +317,8 @@ def test_the_wall_bench_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert figures["release_s"] > 0
     starts = figures["soak_release_starts_ms"]
     assert len(starts) == figures["releases"] - 1 >= 1 and starts == sorted(starts)
+    assert len(figures["soak_outcomes"]) == len(starts)
+    assert all(set(outcome) >= {"state"} for outcome in figures["soak_outcomes"])
     assert figures["first_render_ms"] > 0 and "events_applied" in figures
     assert figures["page_errors"] == []
     assert figures["tiles_painted_on"] == "worker" and figures["workers_watched"] == 1
