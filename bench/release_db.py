@@ -31,8 +31,8 @@ from collections import Counter
 
 from pymongo import monitoring
 
-from bench.harness import bench_setup, make_repo
-from bench.wall import PASSWORD, TERMINAL, spread_over_racks, start_release
+from bench.harness import bench_setup
+from bench.wall import PASSWORD, TERMINAL, start_release, wall_project
 from fleet.cpuacct import process_cpu_ms
 from services import Services
 
@@ -106,13 +106,8 @@ async def side(name: str, args: argparse.Namespace, count: CommandCount) -> dict
     async with bench_setup(args.hosts, admin_password=PASSWORD, fleet_nice=args.fleet_nice,
                            fleet_own_session=True, ssh_connect_timeout_s=SSH_TIMEOUT_S,
                            ssh_login_timeout_s=SSH_TIMEOUT_S, **SIDES[name]) as setup:
-        services, root = setup.services, setup.root
-        make_repo(root / "repo", 0.05)
-        await services.projects.create({
-            "name": "wall", "repo_url": f"file://{root / 'repo'}",
-            "deploy_path": "/srv/wall", "groups": ["bench"],
-            "hooks": {"before_release": f"sleep {args.hook_sleep}\n"}})
-        await spread_over_racks(services)
+        services = setup.services
+        await wall_project(services, setup.root, args.hook_sleep)
         releases = [await one_release(services, args, count, setup.database.process.pid)
                     for _ in range(args.releases)]
     return {"settings": SIDES[name], "releases": releases,

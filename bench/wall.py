@@ -75,6 +75,17 @@ async def spread_over_racks(services: Services) -> None:
         await services.hosts.update(name, {"groups": [f"rack-{i % RACKS}", "bench"]})
 
 
+async def wall_project(services: Services, root: Path, hook_sleep: float) -> None:
+    """The project every host is released to (a small repository, a before_release hook
+    that sleeps `hook_sleep` s), with the hosts spread over the racks."""
+    make_repo(root / "repo", 0.05)
+    await services.projects.create({
+        "name": "wall", "repo_url": f"file://{root / 'repo'}",
+        "deploy_path": "/srv/wall", "groups": ["bench"],
+        "hooks": {"before_release": f"sleep {hook_sleep}\n"}})
+    await spread_over_racks(services)
+
+
 async def start_release(services: Services, args: argparse.Namespace) -> dict:
     user = await services.auth.user("admin")
     return await services.releases.create(user, {
@@ -278,12 +289,7 @@ async def main(args: argparse.Namespace) -> dict:
                            ssh_login_timeout_s=SSH_TIMEOUT_S) as setup:
         services, root = setup.services, setup.root
         timeline = CpuTimeline(setup.database.process.pid, setup.fleet.cpu_ms)
-        make_repo(root / "repo", 0.05)
-        await services.projects.create({
-            "name": "wall", "repo_url": f"file://{root / 'repo'}",
-            "deploy_path": "/srv/wall", "groups": ["bench"],
-            "hooks": {"before_release": f"sleep {args.hook_sleep}\n"}})
-        await spread_over_racks(services)
+        await wall_project(services, root, args.hook_sleep)
         link = await services.wall.links.create("admin", {"name": "bench TV"})
         server, base_url = await serve(services)
         timeline.start()
