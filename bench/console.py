@@ -29,7 +29,7 @@ from pathlib import Path
 import tornado.httpserver
 import tornado.netutil
 
-from bench.harness import ferry_on_fleet, make_repo
+from bench.harness import TERMINAL, ferry_on_fleet, make_repo
 from server import make_app
 from services import Services
 
@@ -37,7 +37,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
 PASSWORD = "bench-password"
 TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8",
                     "blink", "cc", "toplevel"]

@@ -36,12 +36,19 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, BenchSetup, bench_setup, commit_payload, make_repo, peak_rss_mb
+from bench.harness import (
+    ROOT,
+    BenchSetup,
+    bench_setup,
+    commit_payload,
+    follow_release,
+    make_repo,
+    peak_rss_mb,
+)
 from fleet.cpuacct import peak_rss_mb as process_peak_rss_mb
 from fleet.cpuacct import process_cpu_ms
 from services import Services
 
-TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
 KEEP = 3  # releases kept, by Ferry's project and by the reference
 HEALTH = "test -s VERSION"  # the health check, run in `current` on each host
 _EXEC = re.compile(rb"Starting session: (?:command|subsystem)")
@@ -56,15 +63,7 @@ async def ferry_deploy(services: Services, parallel: int) -> tuple[dict, float]:
     started = time.perf_counter()
     release = await services.releases.create(user, {
         "project": "bench", "ref": "main", "strategy": {"parallel": parallel}})
-    topic, cursor, ended = f"release:{release['id']}", 0, False
-    while not ended:
-        events = await services.events.wait(topic, cursor, 1.0, internal=True)
-        for event in events:
-            cursor = event["seq"]
-            ended = ended or (event["type"] == "release"
-                              and event["data"].get("state") in TERMINAL)
-        if not events:   # a quiet second: ask, in case the end was missed
-            ended = (await services.releases.get(release["id"]))["state"] in TERMINAL
+    await follow_release(services, release["id"])
     wall = time.perf_counter() - started
     return await services.releases.get(release["id"]), wall
 

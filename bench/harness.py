@@ -23,6 +23,8 @@ from services.embedded_db import EmbeddedDatabase
 from services.settings import Settings
 from services.store import Store
 
+TERMINAL = ("succeeded", "failed", "cancelled", "rolled_back", "interrupted")
+
 ROOT = Path(__file__).resolve().parent.parent
 __all__ = [
     "ROOT",
@@ -195,6 +197,20 @@ async def ferry_on_fleet(hosts: int, *, admin_password: str, fleet_nice: int = 0
     async with bench_setup(hosts, admin_password=admin_password, fleet_nice=fleet_nice,
                            **settings) as setup:
         yield setup.services, setup.root, setup.manifest
+
+
+async def follow_release(services: Services, release_id: int) -> None:
+    """Wait for a release's end as a watching page does, through its events (no database
+    command while they come); a quiet second asks the release, in case the end was missed."""
+    topic, cursor = f"release:{release_id}", 0
+    while True:
+        events = await services.events.wait(topic, cursor, 1.0, internal=True)
+        for event in events:
+            cursor = event["seq"]
+            if event["type"] == "release" and event["data"].get("state") in TERMINAL:
+                return
+        if not events and (await services.releases.get(release_id))["state"] in TERMINAL:
+            return
 
 
 async def register(services: Services, manifest: dict) -> None:

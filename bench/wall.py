@@ -36,10 +36,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.console import CHROMIUM, CHROMIUM_ARGS, TERMINAL, WATCH, serve
+from bench.console import CHROMIUM, CHROMIUM_ARGS, WATCH, serve
 from bench.cpu_split import keep_off, parse_cpus, pinned_browser
 from bench.cpu_timeline import CpuTimeline
-from bench.harness import bench_setup, make_repo
+from bench.harness import TERMINAL, bench_setup, make_repo
 from bench.page_heap import PageHeap
 from bench.page_trace import CATEGORIES, long_tasks
 from bench.server_probes import LoopLag, ServerSteps
