@@ -330,9 +330,8 @@ class ReleaseRecord:
         due (all of it when `all_progress`)."""
         now = time.monotonic()
         due = self._progress if all_progress else {
-            host for host in self._progress
-            if now - self._written_at.get(host, -self.progress_interval_s)
-            >= self.progress_interval_s}
+            host for host in self._progress if host not in self._written_at
+            or now - self._written_at[host] >= self.progress_interval_s}
         dirty, self._dirty = self._dirty | due, set()
         self._progress -= dirty
         for host in dirty:
